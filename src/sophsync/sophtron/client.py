@@ -274,24 +274,26 @@ class _BaseClient(_Routes):
             f"Sophtron rejected {route} ({status}).", status_code=status, route=route, body=body
         )
 
-    def _log_retry(self, call: calls.Call[Any], attempt: int, error: BaseException | None) -> None:
-        logger.warning(
-            "Sophtron %s failed (%s), attempt %d of %d; retrying",
-            call.route, type(error).__name__, attempt, self.retry.attempts,
-        )
-
     def _retrying_kwargs(self, call: calls.Call[Any]) -> dict[str, Any]:
         policy = self.retry
 
         def wait(state: tenacity.RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
-            self._log_retry(call, state.attempt_number, error)
             return policy.wait(state.attempt_number, error)
+
+        def log(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            logger.warning(
+                "Sophtron %s failed (%s), attempt %d of %d; retrying in %.1f s",
+                call.route, type(error).__name__, state.attempt_number, policy.attempts,
+                state.upcoming_sleep,
+            )
 
         return {
             "stop": tenacity.stop_after_attempt(max(1, policy.attempts)),
             "wait": wait,
             "retry": tenacity.retry_if_exception(lambda e: policy.should_retry(call, e)),
+            "before_sleep": log,
             "reraise": True,
         }
 
