@@ -169,15 +169,23 @@ class SandboxApp:
 
     async def _respond(self, send: Send, reply: Reply, *, truncate: bool = False) -> None:
         payload = reply.encode()
-        content_type = "text/plain; charset=utf-8" if reply.text is not None else (
-            "application/json; charset=utf-8")
+        content_type = (
+            "text/plain; charset=utf-8"
+            if reply.text is not None
+            else ("application/json; charset=utf-8")
+        )
         headers = [(b"content-type", content_type.encode())]
         headers += [(k.lower().encode(), v.encode()) for k, v in reply.headers]
         if truncate:
             headers.append((b"content-length", str(len(payload) + 64).encode()))
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-            await send({"type": "http.response.body", "body": payload[: len(payload) // 2],
-                        "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": payload[: len(payload) // 2],
+                    "more_body": True,
+                }
+            )
             return
         headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
@@ -194,33 +202,54 @@ class SandboxApp:
         segments = [unquote(s) for s in path.strip("/").split("/")]
         if segments and segments[0].lower() == "api":
             segments = segments[1:]
-        matched = [(route, params) for route in ROUTES
-                   if (params := route.match(segments)) is not None]
+        matched = [
+            (route, params) for route in ROUTES if (params := route.match(segments)) is not None
+        ]
         if not matched:
             self._count("unmatched", 404, None)
-            await self._respond(send, Reply(404, {
-                "Message": f"No HTTP resource was found that matches the request URI '{path}'."}))
+            await self._respond(
+                send,
+                Reply(
+                    404,
+                    {
+                        "Message": f"No HTTP resource was found that matches the request URI "
+                        f"'{path}'."
+                    },
+                ),
+            )
             return
         allowed = [(route, params) for route, params in matched if route.method == method]
         if not allowed:
             self._count(matched[0][0].name, 405, None)
-            await self._respond(send, Reply(405, {
-                "Message": f"The requested resource does not support http method '{method}'."}))
+            await self._respond(
+                send,
+                Reply(
+                    405,
+                    {"Message": f"The requested resource does not support http method '{method}'."},
+                ),
+            )
             return
         route, params = allowed[0]
         user_id = self._authenticate(scope, method)
         if user_id is None:
             self._count(route.name, 401, None)
-            await self._respond(send, Reply(401, {
-                "Message": "Authorization has been denied for this request."}))
+            await self._respond(
+                send, Reply(401, {"Message": "Authorization has been denied for this request."})
+            )
             return
         if self.limiter is not None:
             wait = self.limiter.check(user_id, time.monotonic())
             if wait is not None:
                 self._count(route.name, 429, user_id)
                 self.faults_seen["rate_limit"] += 1
-                await self._respond(send, Reply(429, {"Message": "Rate limit exceeded."},
-                                                headers=(("Retry-After", f"{wait:.0f}"),)))
+                await self._respond(
+                    send,
+                    Reply(
+                        429,
+                        {"Message": "Rate limit exceeded."},
+                        headers=(("Retry-After", f"{wait:.0f}"),),
+                    ),
+                )
                 return
         fault = self.faults.draw() if self.faults else None
         if fault is not None:
@@ -228,11 +257,17 @@ class SandboxApp:
         spec = self.config.faults
         if fault == "429" and spec is not None:
             self._count(route.name, 429, user_id)
-            await self._respond(send, Reply(429, {"Message": "Too many requests."},
-                                            headers=(("Retry-After", f"{spec.retry_after:g}"),)))
+            await self._respond(
+                send,
+                Reply(
+                    429,
+                    {"Message": "Too many requests."},
+                    headers=(("Retry-After", f"{spec.retry_after:g}"),),
+                ),
+            )
             return
         if fault in {"500", "502", "503"}:
-            status = int(fault)  # type: ignore[arg-type]
+            status = int(fault)
             self._count(route.name, status, user_id)
             await self._respond(send, Reply(status, {"Message": "An error has occurred."}))
             return
@@ -258,8 +293,9 @@ class SandboxApp:
             return None
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"").decode("latin-1")
-        ok = verify(header, key, method, raw_path.decode("latin-1"), query,
-                    strict=self.config.strict_auth)
+        ok = verify(
+            header, key, method, raw_path.decode("latin-1"), query, strict=self.config.strict_auth
+        )
         return parsed.user_id if ok else None
 
     def _user_case_insensitive(self, user_id: str) -> str | None:
@@ -268,8 +304,16 @@ class SandboxApp:
                 return key
         return None
 
-    def _handle(self, route: Route, method: str, path: str, scope: Scope,
-                params: dict[str, str], raw_body: bytes, user_id: str) -> Reply:
+    def _handle(
+        self,
+        route: Route,
+        method: str,
+        path: str,
+        scope: Scope,
+        params: dict[str, str],
+        raw_body: bytes,
+        user_id: str,
+    ) -> Reply:
         body: dict[str, Any] = {}
         if raw_body.strip():
             try:
@@ -287,8 +331,13 @@ class SandboxApp:
         try:
             return route.handler(self, request)
         except BadInput as error:
-            return Reply(400, {"Message": "The request is invalid.",
-                               "ModelState": {error.field: [error.message]}})
+            return Reply(
+                400,
+                {
+                    "Message": "The request is invalid.",
+                    "ModelState": {error.field: [error.message]},
+                },
+            )
         except NotFoundError as error:
             return Reply(404, {"Message": f"{error.args[0]} not found."})
 
@@ -299,21 +348,32 @@ class SandboxApp:
         method = scope["method"].upper()
         if action == "" and method == "GET":
             config = self.config
-            return Reply(200, {
-                "seed": config.seed, "today": self.state.today.isoformat(),
-                "job_seconds": config.job_seconds, "mfa_timeout": config.mfa_timeout,
-                "faults": str(config.faults) if config.faults else None,
-                "rate_limit": str(config.rate_limit) if config.rate_limit else None,
-                "strict_auth": config.strict_auth, "institutions": len(self.state.catalogue),
-            })
+            return Reply(
+                200,
+                {
+                    "seed": config.seed,
+                    "today": self.state.today.isoformat(),
+                    "job_seconds": config.job_seconds,
+                    "mfa_timeout": config.mfa_timeout,
+                    "faults": str(config.faults) if config.faults else None,
+                    "rate_limit": str(config.rate_limit) if config.rate_limit else None,
+                    "strict_auth": config.strict_auth,
+                    "institutions": len(self.state.catalogue),
+                },
+            )
         if action == "stats" and method == "GET":
-            return Reply(200, {
-                "total": sum(self.statuses.values()),
-                "statuses": dict(self.statuses),
-                "routes": {name: dict(counts) for name, counts in sorted(self.routes_seen.items())},
-                "faults": dict(self.faults_seen),
-                "users": dict(self.users_seen),
-            })
+            return Reply(
+                200,
+                {
+                    "total": sum(self.statuses.values()),
+                    "statuses": dict(self.statuses),
+                    "routes": {
+                        name: dict(counts) for name, counts in sorted(self.routes_seen.items())
+                    },
+                    "faults": dict(self.faults_seen),
+                    "users": dict(self.users_seen),
+                },
+            )
         if action == "stats" and method == "DELETE":
             self.reset_stats()
             return Reply(200, {"reset": True})
@@ -336,8 +396,13 @@ class SandboxApp:
             if days < 0:
                 return Reply(400, {"Message": "The sandbox clock only moves forward."})
             return Reply(200, {"today": self.state.advance(days).isoformat()})
-        return Reply(404, {"Message": "Admin routes: GET /_sandbox, GET|DELETE /_sandbox/stats, "
-                                      "GET /_sandbox/truth, POST /_sandbox/advance."})
+        return Reply(
+            404,
+            {
+                "Message": "Admin routes: GET /_sandbox, GET|DELETE /_sandbox/stats, "
+                "GET /_sandbox/truth, POST /_sandbox/advance."
+            },
+        )
 
     # --- serialisers --------------------------------------------------------------------------
 
@@ -393,11 +458,11 @@ class SandboxApp:
             "AccountType": account.template.account_type,
             "SubType": account.template.sub_type,
             "Balance": cents_to_decimal(view.balance),
-            "AvailableBalance": None if view.available is None
+            "AvailableBalance": None
+            if view.available is None
             else cents_to_decimal(view.available),
             "BalanceCurrency": login.institution.currency_symbol,
-            "LastUpdated": _v2_date(as_of) if v2
-            else _stamp(login.refreshed_at.get(account.index)),
+            "LastUpdated": _v2_date(as_of) if v2 else _stamp(login.refreshed_at.get(account.index)),
             "DueDate": (_v2_date if v2 else _v1_date)(view.due_date),
             "Status": "Tracked",
             "FullAccountNumber": None,
@@ -407,8 +472,9 @@ class SandboxApp:
             "OwnerName": "Sandbox Account Holder",
         }
 
-    def transaction_json(self, login: Login, account: AccountData, view: TxnView,
-                         *, v2: bool) -> dict[str, Any]:
+    def transaction_json(
+        self, login: Login, account: AccountData, view: TxnView, *, v2: bool
+    ) -> dict[str, Any]:
         day = _v2_date if v2 else _v1_date
         txn = view.txn
         return {
@@ -432,13 +498,17 @@ class SandboxApp:
             "CheckImage": None,
         }
 
-    def transactions_in(self, login: Login, account: AccountData, start: dt.date,
-                        end: dt.date, *, v2: bool) -> list[dict[str, Any]]:
+    def transactions_in(
+        self, login: Login, account: AccountData, start: dt.date, end: dt.date, *, v2: bool
+    ) -> list[dict[str, Any]]:
         if start > end:
             return []
         views = login.data.transactions(account, self.state.as_of(login, account))
-        return [self.transaction_json(login, account, v, v2=v2)
-                for v in views if start <= v.txn.day <= end]
+        return [
+            self.transaction_json(login, account, v, v2=v2)
+            for v in views
+            if start <= v.txn.day <= end
+        ]
 
     def customer_json(self, customer: Customer) -> dict[str, Any]:
         members = self.state.logins_of(customer.user_id, customer.customer_id)
@@ -543,8 +613,9 @@ def login_by_id(app: SandboxApp, req: Request) -> Reply:
 
 def login_accounts(app: SandboxApp, req: Request) -> Reply:
     login = app.state.login(req.user_id, req.text("UserInstitutionID"))
-    return Reply(200, [app.account_json(login, a, v2=False)
-                       for a in app.state.visible_accounts(login)])
+    return Reply(
+        200, [app.account_json(login, a, v2=False) for a in app.state.visible_accounts(login)]
+    )
 
 
 def account_by_id(app: SandboxApp, req: Request) -> Reply:
@@ -576,12 +647,19 @@ def token_input(app: SandboxApp, req: Request) -> Reply:
     choice = req.field("TokenChoice", required=False)
     code = req.field("TokenInput", required=False)
     phone = req.field("VerifyPhoneFlag", required=False)
-    given = [(step, value) for step, value in (
-        (Step.TOKEN_METHOD, choice), (Step.TOKEN_INPUT, code), (Step.TOKEN_READ, phone))
-        if value is not None and value != ""]
+    given = [
+        (step, value)
+        for step, value in (
+            (Step.TOKEN_METHOD, choice),
+            (Step.TOKEN_INPUT, code),
+            (Step.TOKEN_READ, phone),
+        )
+        if value is not None and value != ""
+    ]
     if len(given) != 1:
-        raise BadInput("TokenChoice", "Send exactly one of TokenChoice, TokenInput and "
-                                      "VerifyPhoneFlag.")
+        raise BadInput(
+            "TokenChoice", "Send exactly one of TokenChoice, TokenInput and VerifyPhoneFlag."
+        )
     return _answer(app, req, *given[0])
 
 
@@ -597,14 +675,19 @@ def transactions_by_date(app: SandboxApp, req: Request) -> Reply:
 
 def list_customers(app: SandboxApp, req: Request) -> Reply:
     unique = req.query.get("uniqueid")
-    customers = [c for c in app.state.customers.values() if c.user_id == req.user_id
-                 and (unique is None or c.unique_id == unique)]
+    customers = [
+        c
+        for c in app.state.customers.values()
+        if c.user_id == req.user_id and (unique is None or c.unique_id == unique)
+    ]
     return Reply(200, [app.customer_json(c) for c in customers])
 
 
 def create_customer(app: SandboxApp, req: Request) -> Reply:
     customer = app.state.create_customer(
-        req.user_id, req.text("UniqueID"), req.text("Name", required=False) or req.text("UniqueID"),
+        req.user_id,
+        req.text("UniqueID"),
+        req.text("Name", required=False) or req.text("UniqueID"),
         req.text("Source", required=False) or "",
     )
     return Reply(200, app.customer_json(customer))
@@ -637,9 +720,12 @@ def create_member(app: SandboxApp, req: Request) -> Reply:
     customer = app.state.customer(req.user_id, req.params["customer"])
     record = _institution(app, req.text("InstitutionID"))
     login, job = app.state.create_login(
-        req.user_id, record, req.text("UserName"),
+        req.user_id,
+        record,
+        req.text("UserName"),
         req.text("Password", required=record.login_form_password.lower() != "none"),
-        customer_id=customer.customer_id, job_type=req.params["job_types"],
+        customer_id=customer.customer_id,
+        job_type=req.params["job_types"],
     )
     return Reply(200, {"MemberID": login.login_id, "JobID": job.job_id})
 
@@ -650,8 +736,9 @@ def get_member(app: SandboxApp, req: Request) -> Reply:
 
 def update_member(app: SandboxApp, req: Request) -> Reply:
     _, login = _member(app, req)
-    job = app.state.update_login(login, req.text("UserName"), req.text("Password"),
-                                 job_type=req.params["job_types"])
+    job = app.state.update_login(
+        login, req.text("UserName"), req.text("Password"), job_type=req.params["job_types"]
+    )
     return Reply(200, {"MemberID": login.login_id, "JobID": job.job_id})
 
 
@@ -668,17 +755,21 @@ def delete_member(app: SandboxApp, req: Request) -> Reply:
 
 def member_accounts(app: SandboxApp, req: Request) -> Reply:
     _, login = _member(app, req)
-    return Reply(200, [app.account_json(login, a, v2=True)
-                       for a in app.state.visible_accounts(login)])
+    return Reply(
+        200, [app.account_json(login, a, v2=True) for a in app.state.visible_accounts(login)]
+    )
 
 
 def customer_accounts(app: SandboxApp, req: Request) -> Reply:
     customer = app.state.customer(req.user_id, req.params["customer"])
-    return Reply(200, [
-        app.account_json(login, account, v2=True)
-        for login in app.state.logins_of(req.user_id, customer.customer_id)
-        for account in app.state.visible_accounts(login)
-    ])
+    return Reply(
+        200,
+        [
+            app.account_json(login, account, v2=True)
+            for login in app.state.logins_of(req.user_id, customer.customer_id)
+            for account in app.state.visible_accounts(login)
+        ],
+    )
 
 
 def _customer_account(app: SandboxApp, req: Request) -> tuple[Login, AccountData]:
@@ -697,8 +788,11 @@ def customer_account(app: SandboxApp, req: Request) -> Reply:
 def customer_transactions(app: SandboxApp, req: Request) -> Reply:
     login, account = _customer_account(app, req)
     today = app.state.today
-    start = req.date("startDate", req.query) if "startdate" in req.query else today.replace(
-        year=today.year - 1)
+    start = (
+        req.date("startDate", req.query)
+        if "startdate" in req.query
+        else today.replace(year=today.year - 1)
+    )
     end = req.date("endDate", req.query) if "enddate" in req.query else today
     return Reply(200, app.transactions_in(login, account, start, end, v2=True))
 
@@ -732,16 +826,26 @@ def _route(method: str, path: str, handler: Handler) -> Route:
     return Route(method, pattern, f"{method} /api/{path}", handler)
 
 
-_CREATE_VARIANTS = ("", "WithRefresh", "WithFullHistory", "WithFullAccountNumbers",
-                    "WithProfileInfo", "WithRewardsInfo", "WithAll", "WithAllPlusProfile")
+_CREATE_VARIANTS = (
+    "",
+    "WithRefresh",
+    "WithFullHistory",
+    "WithFullAccountNumbers",
+    "WithProfileInfo",
+    "WithRewardsInfo",
+    "WithAll",
+    "WithAllPlusProfile",
+)
 
 ROUTES: tuple[Route, ...] = (
     _route("GET", "Institution/HealthCheckAuth", health_check),
     _route("POST", "Institution/GetInstitutionByName", search_by_name),
     _route("POST", "Institution/GetInstitutionByID", institution_by_id),
     _route("POST", "Institution/GetInstitutionByRoutingNumber", institution_by_routing),
-    *(_route("POST", f"UserInstitution/CreateUserInstitution{v}", create_login)
-      for v in _CREATE_VARIANTS),
+    *(
+        _route("POST", f"UserInstitution/CreateUserInstitution{v}", create_login)
+        for v in _CREATE_VARIANTS
+    ),
     _route("POST", "UserInstitution/RetryAddingUserInstitution", retry_login),
     _route("POST", "UserInstitution/UpdateUserInstitution", update_login),
     _route("POST", "UserInstitution/DeleteUserInstitution", delete_login),
@@ -771,8 +875,7 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "v2/customers/{customer}/members/{member}/{job_types}", refresh_member),
     _route("GET", "v2/customers/{customer}/accounts", customer_accounts),
     _route("GET", "v2/customers/{customer}/accounts/{account}", customer_account),
-    _route("GET", "v2/customers/{customer}/accounts/{account}/transactions",
-           customer_transactions),
+    _route("GET", "v2/customers/{customer}/accounts/{account}/transactions", customer_transactions),
     _route("GET", "v2/job/{job}", v2_job),
     _route("PUT", "v2/job/{job}/challenge/{challenge}", v2_challenge),
 )

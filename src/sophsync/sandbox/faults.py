@@ -26,8 +26,17 @@ from collections import deque
 from dataclasses import dataclass, field
 
 FAULT_KINDS = ("429", "500", "502", "503", "slow", "drop", "malformed")
-_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0,
-          "hour": 3600.0, "day": 86400.0, "d": 86400.0}
+_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "day": 86400.0,
+    "d": 86400.0,
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,9 @@ class FaultSpec:
 
     def __str__(self) -> str:
         parts = [f"{kind}={rate:g}" for kind, rate in self.rates.items()]
-        return ",".join([*parts, f"retry-after={self.retry_after:g}",
-                         f"slow-seconds={self.slow_seconds:g}"])
+        return ",".join(
+            [*parts, f"retry-after={self.retry_after:g}", f"slow-seconds={self.slow_seconds:g}"]
+        )
 
 
 class FaultInjector:

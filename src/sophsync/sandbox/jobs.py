@@ -228,7 +228,9 @@ class SandboxJob:
             body["LastStatus"] = "Waiting"
             step = self.step
             if step is Step.SECURITY_QUESTION:
-                questions = SEVERAL_QUESTIONS if self.mfa is Mfa.SECURITY_QUESTIONS else ONE_QUESTION
+                questions = (
+                    SEVERAL_QUESTIONS if self.mfa is Mfa.SECURITY_QUESTIONS else ONE_QUESTION
+                )
                 body["SecurityQuestion"] = json.dumps(list(questions))
             elif step is Step.TOKEN_METHOD:
                 body["TokenMethod"] = json.dumps(list(TOKEN_METHODS), ensure_ascii=False)

@@ -37,13 +37,20 @@ class SandboxServer:
     def __init__(self, config: SandboxConfig, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app: SandboxApp = create_app(config)
         self.host = host
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that say so.
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
         self._server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on",
-                           timeout_graceful_shutdown=1)
+            uvicorn.Config(
+                self.app,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=1,
+            )
         )
         self._thread: threading.Thread | None = None
 
@@ -60,7 +67,8 @@ class SandboxServer:
     def start(self, timeout: float = 10.0) -> SandboxServer:
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve(sockets=[self._socket])),
-            name=f"sandbox:{self.port}", daemon=True,
+            name=f"sandbox:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -80,7 +88,9 @@ class SandboxServer:
         return self.start()
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None,
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
         self.stop()

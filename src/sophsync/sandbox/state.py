@@ -86,8 +86,9 @@ class SandboxState:
         self.customers: dict[str, Customer] = {}
         self.jobs: dict[str, SandboxJob] = {}
         self.job_owners: dict[str, str] = {}
-        self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"https://sandbox.sophsync.invalid/"
-                                                         f"{config.seed}/ids")
+        self._namespace = uuid.uuid5(
+            uuid.NAMESPACE_URL, f"https://sandbox.sophsync.invalid/{config.seed}/ids"
+        )
         self._counter = 0
 
     # --- ids and clock ------------------------------------------------------------------------
@@ -116,8 +117,10 @@ class SandboxState:
 
     def logins_of(self, user_id: str, customer_id: str | None = None) -> list[Login]:
         return [
-            login for login in self.logins.values()
-            if login.user_id == user_id and (customer_id is None or login.customer_id == customer_id)
+            login
+            for login in self.logins.values()
+            if login.user_id == user_id
+            and (customer_id is None or login.customer_id == customer_id)
         ]
 
     def find_account(self, user_id: str, account_id: str) -> tuple[Login, AccountData]:
@@ -146,8 +149,14 @@ class SandboxState:
     # --- logins and jobs ------------------------------------------------------------------------
 
     def create_login(
-        self, user_id: str, institution: InstitutionRecord, username: str, password: str,
-        *, customer_id: str | None = None, job_type: str = "AddAccounts",
+        self,
+        user_id: str,
+        institution: InstitutionRecord,
+        username: str,
+        password: str,
+        *,
+        customer_id: str | None = None,
+        job_type: str = "AddAccounts",
     ) -> tuple[Login, SandboxJob]:
         login_id = self.new_id("login")
         options = LoginOptions.parse(username, password)
@@ -156,14 +165,16 @@ class SandboxState:
         self.logins[login_id] = login
         return login, self.start_job(login, job_type=job_type, refresh=False)
 
-    def update_login(self, login: Login, username: str, password: str,
-                     job_type: str = "AddAccounts") -> SandboxJob:
+    def update_login(
+        self, login: Login, username: str, password: str, job_type: str = "AddAccounts"
+    ) -> SandboxJob:
         """New credentials: the same accounts (when the bank user is the same), a new login job."""
         options = LoginOptions.parse(username, password)
         if username.strip().lower() != login.username.strip().lower():
             login.username = username
-            login.data = LoginData(login.login_id, self.config.seed, login.institution, username,
-                                   options, self.today)
+            login.data = LoginData(
+                login.login_id, self.config.seed, login.institution, username, options, self.today
+            )
             login.as_of.clear()
         login.options = options
         login.last_modified = self.now()
@@ -174,7 +185,8 @@ class SandboxState:
     ) -> SandboxJob:
         options = login.options
         steps = plan_steps(
-            login.institution.mfa, refresh=refresh and login.connected,
+            login.institution.mfa,
+            refresh=refresh and login.connected,
             ask_again=options.mfa_again,
         )
         scope = [account] if account is not None else list(login.data.accounts)
@@ -205,12 +217,14 @@ class SandboxState:
             steps=steps,
             mfa=login.institution.mfa,
             started_at=self.clock(),
-            job_seconds=options.job_seconds if options.job_seconds is not None
+            job_seconds=options.job_seconds
+            if options.job_seconds is not None
             else self.config.job_seconds,
             mfa_timeout=self.config.mfa_timeout,
             rng=random.Random(f"job:{self.config.seed}:{job_id}"),
-            account_id=account.account_id if account is not None else "00000000-0000-0000-"
-                                                                       "0000-000000000000",
+            account_id=account.account_id
+            if account is not None
+            else "00000000-0000-0000-0000-000000000000",
             login_failure=failure,
             never_finishes=options.never_finishes,
             on_accounts=accounts_ready,
@@ -258,39 +272,44 @@ class SandboxState:
             for account in self.visible_accounts(login):
                 as_of = self.as_of(login, account)
                 view = login.data.account_view(account, as_of)
-                accounts.append({
-                    "AccountID": account.account_id,
-                    "AccountName": account.name,
-                    "AccountNumber": account.number,
-                    "AccountType": account.template.account_type,
-                    "SubType": account.template.sub_type,
-                    "Balance": cents_to_decimal(view.balance),
-                    "AvailableBalance": None if view.available is None
-                    else cents_to_decimal(view.available),
-                    "BalanceCurrency": login.institution.currency_symbol,
-                    "AsOf": as_of.isoformat(),
-                    "Transactions": [
-                        {
-                            "TransactionID": t.transaction_id,
-                            "ID": t.record_id,
-                            "Status": "Pending" if t.pending else "Posted",
-                            "Amount": cents_to_decimal(t.amount),
-                            "TransactionDate": t.txn.day.isoformat(),
-                            "PostDate": t.post_day.isoformat() if t.post_day else None,
-                            "Description": t.txn.description,
-                            "Merchant": t.txn.merchant,
-                        }
-                        for t in login.data.transactions(account, as_of)
-                    ],
-                })
-            logins.append({
-                "UserID": login.user_id,
-                "UserInstitutionID": login.login_id,
-                "CustomerID": login.customer_id,
-                "InstitutionID": login.institution.institution_id,
-                "InstitutionName": login.institution.name,
-                "UserName": login.username,
-                "Connected": login.connected,
-                "Accounts": accounts,
-            })
+                accounts.append(
+                    {
+                        "AccountID": account.account_id,
+                        "AccountName": account.name,
+                        "AccountNumber": account.number,
+                        "AccountType": account.template.account_type,
+                        "SubType": account.template.sub_type,
+                        "Balance": cents_to_decimal(view.balance),
+                        "AvailableBalance": None
+                        if view.available is None
+                        else cents_to_decimal(view.available),
+                        "BalanceCurrency": login.institution.currency_symbol,
+                        "AsOf": as_of.isoformat(),
+                        "Transactions": [
+                            {
+                                "TransactionID": t.transaction_id,
+                                "ID": t.record_id,
+                                "Status": "Pending" if t.pending else "Posted",
+                                "Amount": cents_to_decimal(t.amount),
+                                "TransactionDate": t.txn.day.isoformat(),
+                                "PostDate": t.post_day.isoformat() if t.post_day else None,
+                                "Description": t.txn.description,
+                                "Merchant": t.txn.merchant,
+                            }
+                            for t in login.data.transactions(account, as_of)
+                        ],
+                    }
+                )
+            logins.append(
+                {
+                    "UserID": login.user_id,
+                    "UserInstitutionID": login.login_id,
+                    "CustomerID": login.customer_id,
+                    "InstitutionID": login.institution.institution_id,
+                    "InstitutionName": login.institution.name,
+                    "UserName": login.username,
+                    "Connected": login.connected,
+                    "Accounts": accounts,
+                }
+            )
         return {"Today": self.today.isoformat(), "Logins": logins}

@@ -118,9 +118,18 @@ class Template(Enum):
 
 
 _FULL_SET = (
-    Template.CHECKING, Template.SAVINGS, Template.CREDIT_CARD, Template.MORTGAGE,
-    Template.INVESTMENT, Template.BILL, Template.AUTO_LOAN, Template.MONEY_MARKET,
-    Template.IRA, Template.STORE_CARD, Template.CASH_MANAGEMENT, Template.CHECKING,
+    Template.CHECKING,
+    Template.SAVINGS,
+    Template.CREDIT_CARD,
+    Template.MORTGAGE,
+    Template.INVESTMENT,
+    Template.BILL,
+    Template.AUTO_LOAN,
+    Template.MONEY_MARKET,
+    Template.IRA,
+    Template.STORE_CARD,
+    Template.CASH_MANAGEMENT,
+    Template.CHECKING,
 )
 _BY_KIND = {
     InstitutionKind.CARD_ISSUER: (Template.CREDIT_CARD, Template.STORE_CARD),
@@ -155,10 +164,22 @@ _MERCHANTS = (
     ("Petco", "Pets", 12, 95, "SAN DIEGO CA", False, 2),
 )
 _MERCHANT_WEIGHTS = [merchant[-1] for merchant in _MERCHANTS]
-_EMPLOYERS = ("ACME CORP", "GLOBEX INC", "INITECH LLC", "UMBRELLA HEALTH", "STARK INDUSTRIES",
-              "WAYNE ENTERPRISES", "HOOLI", "VANDELAY IMPORTS")
-_SUBSCRIPTIONS = ((3, "Fitness Club", "Gym", 3900), (7, "Netflix", "Streaming", 1549),
-                  (12, "Spotify", "Music", 1099), (18, "Mobile Carrier", "Mobile Phone", 6500))
+_EMPLOYERS = (
+    "ACME CORP",
+    "GLOBEX INC",
+    "INITECH LLC",
+    "UMBRELLA HEALTH",
+    "STARK INDUSTRIES",
+    "WAYNE ENTERPRISES",
+    "HOOLI",
+    "VANDELAY IMPORTS",
+)
+_SUBSCRIPTIONS = (
+    (3, "Fitness Club", "Gym", 3900),
+    (7, "Netflix", "Streaming", 1549),
+    (12, "Spotify", "Music", 1099),
+    (18, "Mobile Carrier", "Mobile Phone", 6500),
+)
 
 
 @dataclass
@@ -226,8 +247,13 @@ class LoginData:
     """Accounts and transactions of one bank login, generated lazily up to a date."""
 
     def __init__(
-        self, login_id: str, seed: int, institution: InstitutionRecord, username: str,
-        options: LoginOptions, today: dt.date,
+        self,
+        login_id: str,
+        seed: int,
+        institution: InstitutionRecord,
+        username: str,
+        options: LoginOptions,
+        today: dt.date,
     ) -> None:
         self.login_id = login_id
         self._namespace = uuid.UUID(login_id)
@@ -252,11 +278,15 @@ class LoginData:
                 last4 = "1234"
             opening = rng.randint(low * 100, high * 100) if high > low else low * 100
             account = AccountData(
-                index=index, template=template,
+                index=index,
+                template=template,
                 name=template.label if count == 1 else f"{template.label} {count}",
-                last4=last4, opening=opening, opened=opened,
+                last4=last4,
+                opening=opening,
+                opened=opened,
                 credit_limit=rng.choice([5000, 8000, 12000, 20000]) * 100
-                if template.account_type == "Credit_Card" else 0,
+                if template.account_type == "Credit_Card"
+                else 0,
             )
             account.running = opening
             self.accounts.append(account)
@@ -281,16 +311,35 @@ class LoginData:
             self._views.clear()
 
     def _add(
-        self, account: AccountData, day: dt.date, amount: int, description: str, category: str,
-        *, merchant: str | None = None, post_lag: int = 0, pending_amount: int | None = None,
-        new_id_on_post: bool = False, vanishes: bool = False, check_num: str | None = None,
+        self,
+        account: AccountData,
+        day: dt.date,
+        amount: int,
+        description: str,
+        category: str,
+        *,
+        merchant: str | None = None,
+        post_lag: int = 0,
+        pending_amount: int | None = None,
+        new_id_on_post: bool = False,
+        vanishes: bool = False,
+        check_num: str | None = None,
         memo: str | None = None,
     ) -> Txn:
         self._seq += 1
         txn = Txn(
-            seq=self._seq, day=day, post_lag=post_lag, amount=amount, description=description,
-            category=category, merchant=merchant, pending_amount=pending_amount,
-            new_id_on_post=new_id_on_post, vanishes=vanishes, check_num=check_num, memo=memo,
+            seq=self._seq,
+            day=day,
+            post_lag=post_lag,
+            amount=amount,
+            description=description,
+            category=category,
+            merchant=merchant,
+            pending_amount=pending_amount,
+            new_id_on_post=new_id_on_post,
+            vanishes=vanishes,
+            check_num=check_num,
+            memo=memo,
         )
         account.txns.append(txn)
         if not txn.vanishes:
@@ -303,8 +352,16 @@ class LoginData:
                 return account
         return None
 
-    def _transfer(self, day: dt.date, source: AccountData | None, target: AccountData | None,
-                  amount: int, out_text: str, in_text: str, category: str) -> None:
+    def _transfer(
+        self,
+        day: dt.date,
+        source: AccountData | None,
+        target: AccountData | None,
+        amount: int,
+        out_text: str,
+        in_text: str,
+        category: str,
+    ) -> None:
         if source is not None:
             memo = f"to {target.number}" if target else None
             self._add(source, day, -amount, out_text, category, memo=memo)
@@ -312,8 +369,9 @@ class LoginData:
             memo = f"from {source.number}" if source else None
             self._add(target, day, amount, in_text, category, memo=memo)
 
-    def _purchase(self, rng: random.Random, account: AccountData, day: dt.date,
-                  prefix: str) -> None:
+    def _purchase(
+        self, rng: random.Random, account: AccountData, day: dt.date, prefix: str
+    ) -> None:
         name, category, low, high, city, tips, _ = rng.choices(_MERCHANTS, _MERCHANT_WEIGHTS)[0]
         amount = rng.randint(low * 100, high * 100)
         pending_amount = None
@@ -322,10 +380,16 @@ class LoginData:
             amount = amount + amount * rng.choice([15, 18, 20, 22]) // 100
         vanishes = rng.random() < 0.02
         self._add(
-            account, day, -amount,
-            f"{prefix} {day:%m%d} {name.upper()} {city}", category, merchant=name,
-            post_lag=rng.choice([1, 1, 2, 2, 3]), pending_amount=pending_amount,
-            new_id_on_post=rng.random() < 0.08, vanishes=vanishes,
+            account,
+            day,
+            -amount,
+            f"{prefix} {day:%m%d} {name.upper()} {city}",
+            category,
+            merchant=name,
+            post_lag=rng.choice([1, 1, 2, 2, 3]),
+            pending_amount=pending_amount,
+            new_id_on_post=rng.random() < 0.08,
+            vanishes=vanishes,
         )
 
     def _count(self, rng: random.Random, mean: float) -> int:
@@ -349,23 +413,46 @@ class LoginData:
             if template in (Template.CHECKING, Template.CASH_MANAGEMENT) and account is checking:
                 if day.day in (1, 15):
                     pay = self.salary + rng.randint(-2500, 2500)
-                    self._add(account, day, pay, f"{self.employer} DIRECT DEP PAYROLL",
-                              "Paycheck", merchant=self.employer.title())
+                    self._add(
+                        account,
+                        day,
+                        pay,
+                        f"{self.employer} DIRECT DEP PAYROLL",
+                        "Paycheck",
+                        merchant=self.employer.title(),
+                    )
                 for _ in range(self._count(rng, 0.6 * daily)):
                     self._purchase(rng, account, day, "CHECKCARD")
                 if rng.random() < 0.03:
-                    self._add(account, day, -rng.choice([2000, 4000, 6000, 10000]),
-                              f"ATM WITHDRAWAL #{rng.randint(1000, 9999)} MAIN ST",
-                              "Cash & ATM")
+                    self._add(
+                        account,
+                        day,
+                        -rng.choice([2000, 4000, 6000, 10000]),
+                        f"ATM WITHDRAWAL #{rng.randint(1000, 9999)} MAIN ST",
+                        "Cash & ATM",
+                    )
                 if rng.random() < 0.02:
                     number = f"{1000 + self._seq % 9000}"
-                    self._add(account, day, -rng.randint(5000, 40000), f"CHECK #{number}",
-                              "Check", check_num=number, post_lag=rng.randint(1, 4))
+                    self._add(
+                        account,
+                        day,
+                        -rng.randint(5000, 40000),
+                        f"CHECK #{number}",
+                        "Check",
+                        check_num=number,
+                        post_lag=rng.randint(1, 4),
+                    )
                 for subscription_day, merchant, category, amount in _SUBSCRIPTIONS:
                     if day.day == subscription_day:
-                        self._add(account, day, -amount,
-                                  f"CHECKCARD {day:%m%d} {merchant.upper()} RECURRING",
-                                  category, merchant=merchant, post_lag=1)
+                        self._add(
+                            account,
+                            day,
+                            -amount,
+                            f"CHECKCARD {day:%m%d} {merchant.upper()} RECURRING",
+                            category,
+                            merchant=merchant,
+                            post_lag=1,
+                        )
             elif template in (Template.SAVINGS, Template.MONEY_MARKET):
                 if last_day and account.running > 0:
                     interest = max(1, account.running * 4 // 1200)
@@ -378,51 +465,89 @@ class LoginData:
                     )
                 if rng.random() < 0.03:
                     name = rng.choices(_MERCHANTS, _MERCHANT_WEIGHTS)[0][0]
-                    self._add(account, day, rng.randint(500, 8000), f"REFUND {name.upper()}",
-                              "Returned Purchase", merchant=name, post_lag=2)
+                    self._add(
+                        account,
+                        day,
+                        rng.randint(500, 8000),
+                        f"REFUND {name.upper()}",
+                        "Returned Purchase",
+                        merchant=name,
+                        post_lag=2,
+                    )
                 if day.day == 1:
                     self._statement[account.index] = self._charges.pop(account.index, 0)
                 if day.day == 25 and self._statement.get(account.index, 0) > 0:
                     amount = self._statement.pop(account.index)
-                    self._transfer(day, checking, account, amount,
-                                   f"ONLINE PAYMENT TO {account.name.upper()} {account.number}",
-                                   "PAYMENT THANK YOU", "Credit Card Payment")
+                    self._transfer(
+                        day,
+                        checking,
+                        account,
+                        amount,
+                        f"ONLINE PAYMENT TO {account.name.upper()} {account.number}",
+                        "PAYMENT THANK YOU",
+                        "Credit Card Payment",
+                    )
             elif template in (Template.MORTGAGE, Template.AUTO_LOAN):
                 if day.day == 1 and account.running < 0:
                     rate = 6 if template is Template.MORTGAGE else 7
                     interest = -account.running * rate // 1200
-                    payment = min(-account.running + interest,
-                                  max(interest + 20000, -account.opening // 240))
+                    payment = min(
+                        -account.running + interest, max(interest + 20000, -account.opening // 240)
+                    )
                     self._add(account, day, -interest, "INTEREST CHARGED", "Loan Interest")
-                    self._transfer(day, checking, account, payment,
-                                   f"ONLINE PAYMENT TO {account.name.upper()} {account.number}",
-                                   "PAYMENT RECEIVED", "Loan Payment")
+                    self._transfer(
+                        day,
+                        checking,
+                        account,
+                        payment,
+                        f"ONLINE PAYMENT TO {account.name.upper()} {account.number}",
+                        "PAYMENT RECEIVED",
+                        "Loan Payment",
+                    )
             elif template in (Template.INVESTMENT, Template.IRA):
                 if day.day == 5:
-                    self._transfer(day, checking, account, 50000,
-                                   f"TRANSFER TO {account.name.upper()} {account.number}",
-                                   "CONTRIBUTION", "Investments")
+                    self._transfer(
+                        day,
+                        checking,
+                        account,
+                        50000,
+                        f"TRANSFER TO {account.name.upper()} {account.number}",
+                        "CONTRIBUTION",
+                        "Investments",
+                    )
                 if day.day == 15 and day.month % 3 == 0:
                     dividend = max(100, account.running * rng.randint(30, 60) // 40000)
                     self._add(account, day, dividend, "DIVIDEND RECEIVED VTSAX", "Dividend")
-                    self._add(account, day, -rng.randint(500, 2500), "ADVISORY FEE",
-                              "Investment Fees")
+                    self._add(
+                        account, day, -rng.randint(500, 2500), "ADVISORY FEE", "Investment Fees"
+                    )
             elif template is Template.BILL:
                 if day.day == 8:
                     season = 1.6 if day.month in (1, 2, 7, 8, 12) else 1.0
                     amount = int(rng.randint(6500, 14000) * season)
-                    self._add(account, day, -amount, f"STATEMENT {day:%b %Y}".upper(),
-                              "Utilities")
+                    self._add(account, day, -amount, f"STATEMENT {day:%b %Y}".upper(), "Utilities")
                 if day.day == 28 and account.running < 0:
-                    self._transfer(day, checking, account, -account.running,
-                                   f"BILL PAY {self.institution.name.upper()} ELECTRIC",
-                                   "PAYMENT RECEIVED", "Utilities")
+                    self._transfer(
+                        day,
+                        checking,
+                        account,
+                        -account.running,
+                        f"BILL PAY {self.institution.name.upper()} ELECTRIC",
+                        "PAYMENT RECEIVED",
+                        "Utilities",
+                    )
         if checking is not None and day.day == 20:
             savings = self._first(Template.SAVINGS, Template.MONEY_MARKET)
             if savings is not None:
-                self._transfer(day, checking, savings, 100000,
-                               f"ONLINE TRANSFER TO SAVINGS {savings.number}",
-                               f"ONLINE TRANSFER FROM CHECKING {checking.number}", "Transfer")
+                self._transfer(
+                    day,
+                    checking,
+                    savings,
+                    100000,
+                    f"ONLINE TRANSFER TO SAVINGS {savings.number}",
+                    f"ONLINE TRANSFER FROM CHECKING {checking.number}",
+                    "Transfer",
+                )
 
     # --- views ----------------------------------------------------------------------------------
 
@@ -431,7 +556,8 @@ class LoginData:
         base = f"{account.index}:{txn.seq}"
         pending = str(uuid.uuid5(self._namespace, f"txn:{base}"))
         posted = (
-            str(uuid.uuid5(self._namespace, f"txn:{base}:posted")) if txn.new_id_on_post
+            str(uuid.uuid5(self._namespace, f"txn:{base}:posted"))
+            if txn.new_id_on_post
             else pending
         )
         return pending, posted, str(uuid.uuid5(self._namespace, f"record:{base}"))
@@ -453,8 +579,9 @@ class LoginData:
                 amount = txn.pending_amount if txn.pending_amount is not None else txn.amount
                 visible.append(TxnView(txn, pending_id, record_id, True, amount, None, None))
             elif not txn.vanishes:
-                visible.append(TxnView(txn, posted_id, record_id, False, txn.amount,
-                                       txn.post_day, None))
+                visible.append(
+                    TxnView(txn, posted_id, record_id, False, txn.amount, txn.post_day, None)
+                )
                 posted.append((txn.post_day, txn.seq, position))
         # Running balances follow posting order.
         running = account.opening
@@ -463,9 +590,17 @@ class LoginData:
             running += account.txns[position].amount
             balances[seq] = running
         result = [
-            view if view.pending else TxnView(
-                view.txn, view.transaction_id, view.record_id, False, view.amount,
-                view.post_day, balances[view.txn.seq])
+            view
+            if view.pending
+            else TxnView(
+                view.txn,
+                view.transaction_id,
+                view.record_id,
+                False,
+                view.amount,
+                view.post_day,
+                balances[view.txn.seq],
+            )
             for view in visible
         ]
         self._views[key] = result
@@ -485,8 +620,11 @@ class LoginData:
             available = None
         due = None
         if template.liability:
-            due_day = 28 if template is Template.BILL else (25 if template.account_type ==
-                                                             "Credit_Card" else 1)
+            due_day = (
+                28
+                if template is Template.BILL
+                else (25 if template.account_type == "Credit_Card" else 1)
+            )
             due = _next_day_of_month(as_of, due_day)
         return AccountView(account, balance, available, due)
 

@@ -193,7 +193,11 @@ def health_check_auth(ctx: ApiContext) -> Call[str]:
 
 
 def get_institution_by_name(
-    ctx: ApiContext, name: str, *, extensive: bool | None = None, institution_type: str | None = None
+    ctx: ApiContext,
+    name: str,
+    *,
+    extensive: bool | None = None,
+    institution_type: str | None = None,
 ) -> Call[list[Institution]]:
     """Search institutions whose name contains ``name``."""
     body: dict[str, Any] = {"InstitutionName": name}
@@ -209,8 +213,11 @@ def get_institution_by_name(
 def get_institution_by_id(ctx: ApiContext, institution_id: str) -> Call[Institution]:
     """One institution by its InstitutionID."""
     return Call(
-        "POST", "Institution/GetInstitutionByID", _model(Institution),
-        {"InstitutionID": institution_id}, idempotent=True,
+        "POST",
+        "Institution/GetInstitutionByID",
+        _model(Institution),
+        {"InstitutionID": institution_id},
+        idempotent=True,
     )
 
 
@@ -219,8 +226,11 @@ def get_institution_by_routing_number(
 ) -> Call[list[Institution]]:
     """Institutions with an ABA routing number."""
     return Call(
-        "POST", "Institution/GetInstitutionByRoutingNumber", _models(Institution),
-        {"RoutingNumber": routing_number}, idempotent=True,
+        "POST",
+        "Institution/GetInstitutionByRoutingNumber",
+        _models(Institution),
+        {"RoutingNumber": routing_number},
+        idempotent=True,
     )
 
 
@@ -265,7 +275,9 @@ def create_user_institution(
 def retry_adding_user_institution(ctx: ApiContext, user_institution_id: str) -> Call[JobTracker]:
     """Run the login job again for a UserInstitution whose first job did not succeed."""
     return Call(
-        "POST", "UserInstitution/RetryAddingUserInstitution", _model(JobTracker),
+        "POST",
+        "UserInstitution/RetryAddingUserInstitution",
+        _model(JobTracker),
         {"UserInstitutionID": user_institution_id},
     )
 
@@ -282,24 +294,35 @@ def update_user_institution(
         return None
 
     return Call(
-        "POST", "UserInstitution/UpdateUserInstitution", parse,
-        {"UserInstitutionID": user_institution_id, "UserName": username, "Password": password,
-         "PIN": pin},
+        "POST",
+        "UserInstitution/UpdateUserInstitution",
+        parse,
+        {
+            "UserInstitutionID": user_institution_id,
+            "UserName": username,
+            "Password": password,
+            "PIN": pin,
+        },
     )
 
 
 def delete_user_institution(ctx: ApiContext, user_institution_id: str) -> Call[None]:
     """Delete a login with its accounts and transactions at Sophtron."""
     return Call(
-        "POST", "UserInstitution/DeleteUserInstitution", _nothing,
-        {"UserInstitutionID": user_institution_id}, idempotent=True,
+        "POST",
+        "UserInstitution/DeleteUserInstitution",
+        _nothing,
+        {"UserInstitutionID": user_institution_id},
+        idempotent=True,
     )
 
 
 def refresh_user_institution(ctx: ApiContext, user_institution_id: str) -> Call[JobTracker]:
     """Refresh every account of a login; returns the job to poll."""
     return Call(
-        "POST", "UserInstitution/RefreshUserInstitution", _model(JobTracker),
+        "POST",
+        "UserInstitution/RefreshUserInstitution",
+        _model(JobTracker),
         {"UserInstitutionID": user_institution_id},
     )
 
@@ -307,24 +330,33 @@ def refresh_user_institution(ctx: ApiContext, user_institution_id: str) -> Call[
 def get_user_institutions_by_user(ctx: ApiContext) -> Call[list[UserInstitution]]:
     """Every login under the developer's User ID."""
     return Call(
-        "POST", "UserInstitution/GetUserInstitutionsByUser", _models(UserInstitution),
-        {"UserID": ctx.user_id}, idempotent=True,
+        "POST",
+        "UserInstitution/GetUserInstitutionsByUser",
+        _models(UserInstitution),
+        {"UserID": ctx.user_id},
+        idempotent=True,
     )
 
 
 def get_user_institution_by_id(ctx: ApiContext, user_institution_id: str) -> Call[UserInstitution]:
     """One login."""
     return Call(
-        "POST", "UserInstitution/GetUserInstitutionByID", _model(UserInstitution),
-        {"UserInstitutionID": user_institution_id}, idempotent=True,
+        "POST",
+        "UserInstitution/GetUserInstitutionByID",
+        _model(UserInstitution),
+        {"UserInstitutionID": user_institution_id},
+        idempotent=True,
     )
 
 
 def get_user_institution_accounts(ctx: ApiContext, user_institution_id: str) -> Call[list[Account]]:
     """The accounts Sophtron found under a login."""
     return Call(
-        "POST", "UserInstitution/GetUserInstitutionAccounts", _models(Account),
-        {"UserInstitutionID": user_institution_id}, idempotent=True,
+        "POST",
+        "UserInstitution/GetUserInstitutionAccounts",
+        _models(Account),
+        {"UserInstitutionID": user_institution_id},
+        idempotent=True,
     )
 
 
@@ -334,15 +366,20 @@ def get_user_institution_accounts(ctx: ApiContext, user_institution_id: str) -> 
 def get_user_institution_account_by_id(ctx: ApiContext, account_id: str) -> Call[Account]:
     """One account, with its current balance."""
     return Call(
-        "POST", "UserInstitutionAccount/GetUserInstitutionAccountByID", _model(Account),
-        {"AccountID": account_id}, idempotent=True,
+        "POST",
+        "UserInstitutionAccount/GetUserInstitutionAccountByID",
+        _model(Account),
+        {"AccountID": account_id},
+        idempotent=True,
     )
 
 
 def refresh_user_institution_account(ctx: ApiContext, account_id: str) -> Call[JobTracker]:
     """Ask the bank for an account's new transactions; returns the job to poll."""
     return Call(
-        "POST", "UserInstitutionAccount/RefreshUserInstitutionAccount", _model(JobTracker),
+        "POST",
+        "UserInstitutionAccount/RefreshUserInstitutionAccount",
+        _model(JobTracker),
         {"AccountID": account_id},
     )
 
@@ -354,14 +391,14 @@ def get_job_information_by_id(ctx: ApiContext, job_id: str) -> Call[Job]:
     )
 
 
-def update_job_security_answer(
-    ctx: ApiContext, job_id: str, answers: Sequence[str]
-) -> Call[None]:
+def update_job_security_answer(ctx: ApiContext, job_id: str, answers: Sequence[str]) -> Call[None]:
     """Answer the job's security questions: one answer per question, in order."""
     if isinstance(answers, str):
         answers = [answers]
     return Call(
-        "POST", "Job/UpdateJobSecurityAnswer", _update_result(job_id),
+        "POST",
+        "Job/UpdateJobSecurityAnswer",
+        _update_result(job_id),
         {"JobID": job_id, "SecurityAnswer": json.dumps(list(answers))},
     )
 
@@ -379,19 +416,23 @@ def update_job_token_input(
     if len(given) != 1:
         raise ValueError("pass exactly one of token_choice, token_input, verify_phone_flag")
     return Call(
-        "POST", "Job/UpdateJobTokenInput", _update_result(job_id),
-        {"JobID": job_id, "TokenChoice": token_choice, "TokenInput": token_input,
-         "VerifyPhoneFlag": verify_phone_flag},
+        "POST",
+        "Job/UpdateJobTokenInput",
+        _update_result(job_id),
+        {
+            "JobID": job_id,
+            "TokenChoice": token_choice,
+            "TokenInput": token_input,
+            "VerifyPhoneFlag": verify_phone_flag,
+        },
     )
 
 
 def update_job_captcha(ctx: ApiContext, job_id: str, captcha_input: str) -> Call[None]:
-    """Send the captcha text (``Job/UpdateJobCaptcha``, falling back to ``...CaptchaInput`` on 404)."""
+    """Send the captcha text (``Job/UpdateJobCaptcha``; ``...CaptchaInput`` when that is a 404)."""
     body = {"JobID": job_id, "CaptchaInput": captcha_input}
     fallback: Call[None] = Call("POST", "Job/UpdateJobCaptchaInput", _update_result(job_id), body)
-    return Call(
-        "POST", "Job/UpdateJobCaptcha", _update_result(job_id), body, on_not_found=fallback
-    )
+    return Call("POST", "Job/UpdateJobCaptcha", _update_result(job_id), body, on_not_found=fallback)
 
 
 def answer_prompt(
@@ -438,9 +479,7 @@ def choose_option(prompt: TokenMethodPrompt, answer: str | Sequence[str] | bool)
             return option
     if text.isdigit() and int(text) < len(prompt.options):
         return prompt.options[int(text)]
-    raise ValueError(
-        f"{text!r} is not one of the offered methods: " + "; ".join(prompt.labels)
-    )
+    raise ValueError(f"{text!r} is not one of the offered methods: " + "; ".join(prompt.labels))
 
 
 def get_transactions_by_transaction_date(
@@ -448,7 +487,9 @@ def get_transactions_by_transaction_date(
 ) -> Call[list[Transaction]]:
     """An account's transactions dated from ``start`` to ``end`` (both included)."""
     return Call(
-        "POST", "Transaction/GetTransactionsByTransactionDate", _models(Transaction),
+        "POST",
+        "Transaction/GetTransactionsByTransactionDate",
+        _models(Transaction),
         {"AccountID": account_id, "StartDate": _day(start), "EndDate": _day(end)},
         idempotent=True,
     )
@@ -469,9 +510,7 @@ def get_customer_by_unique_id(ctx: ApiContext, unique_id: str) -> Call[Customer 
         found = _models(Customer)(reply)
         return found[0] if found else None
 
-    return Call(
-        "GET", "v2/customers", parse, params={"uniqueID": unique_id}, idempotent=True
-    )
+    return Call("GET", "v2/customers", parse, params={"uniqueID": unique_id}, idempotent=True)
 
 
 def get_customer(ctx: ApiContext, customer_id: str) -> Call[Customer]:
@@ -540,7 +579,9 @@ def create_member(
 ) -> Call[JobTracker]:
     """Start a bank login under a customer; ``job_types`` such as ``aggregate``, ``history``."""
     return Call(
-        "POST", f"v2/customers/{customer_id}/members/{_job_types(job_types)}", _model(JobTracker),
+        "POST",
+        f"v2/customers/{customer_id}/members/{_job_types(job_types)}",
+        _model(JobTracker),
         {"UserName": username, "Password": password, "InstitutionID": institution_id},
     )
 
@@ -555,8 +596,10 @@ def update_member(
 ) -> Call[JobTracker]:
     """Store new bank credentials for a member and run its job again."""
     return Call(
-        "PUT", f"v2/customers/{customer_id}/members/{member_id}/{_job_types(job_types)}",
-        _model(JobTracker), {"UserName": username, "Password": password},
+        "PUT",
+        f"v2/customers/{customer_id}/members/{member_id}/{_job_types(job_types)}",
+        _model(JobTracker),
+        {"UserName": username, "Password": password},
     )
 
 
@@ -568,7 +611,8 @@ def refresh_member(
 ) -> Call[JobTracker]:
     """Refresh a member's data; returns the job to poll."""
     return Call(
-        "POST", f"v2/customers/{customer_id}/members/{member_id}/{_job_types(job_types)}",
+        "POST",
+        f"v2/customers/{customer_id}/members/{member_id}/{_job_types(job_types)}",
         _model(JobTracker),
     )
 
@@ -591,7 +635,9 @@ def list_customer_accounts(ctx: ApiContext, customer_id: str) -> Call[list[Accou
 def list_member_accounts(ctx: ApiContext, customer_id: str, member_id: str) -> Call[list[Account]]:
     """The accounts of one member."""
     return Call(
-        "GET", f"v2/customers/{customer_id}/members/{member_id}/accounts", _models(Account),
+        "GET",
+        f"v2/customers/{customer_id}/members/{member_id}/accounts",
+        _models(Account),
         idempotent=True,
     )
 
@@ -599,7 +645,9 @@ def list_member_accounts(ctx: ApiContext, customer_id: str, member_id: str) -> C
 def get_customer_account(ctx: ApiContext, customer_id: str, account_id: str) -> Call[Account]:
     """One account of a customer."""
     return Call(
-        "GET", f"v2/customers/{customer_id}/accounts/{account_id}", _model(Account),
+        "GET",
+        f"v2/customers/{customer_id}/accounts/{account_id}",
+        _model(Account),
         idempotent=True,
     )
 
@@ -609,8 +657,10 @@ def get_customer_transactions(
 ) -> Call[list[Transaction]]:
     """An account's transactions from ``start`` to ``end`` (both included), via v2."""
     return Call(
-        "GET", f"v2/customers/{customer_id}/accounts/{account_id}/transactions",
-        _models(Transaction), params={"startDate": _day(start), "endDate": _day(end)},
+        "GET",
+        f"v2/customers/{customer_id}/accounts/{account_id}/transactions",
+        _models(Transaction),
+        params={"startDate": _day(start), "endDate": _day(end)},
         idempotent=True,
     )
 
@@ -639,6 +689,4 @@ def answer_challenge(
     For security questions pass the JSON-array string of answers.
     """
     name = CHALLENGE_TYPES.get(challenge_type, challenge_type)
-    return Call(
-        "PUT", f"v2/job/{job_id}/challenge/{name}", _nothing, {"AnswerText": answer}
-    )
+    return Call("PUT", f"v2/job/{job_id}/challenge/{name}", _nothing, {"AnswerText": answer})

@@ -49,7 +49,7 @@ def currency_code(value: object) -> str:
 
 
 def parse_money(value: object) -> Decimal | None:
-    """A decimal amount from a JSON number or a string such as ``"-12.34"``, ``"$1,250.35"``, ``"(5.00)"``."""
+    """A decimal amount from a JSON number or a string: ``"-12.34"``, ``"$1,250.35"``, ``"(5)"``."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -111,7 +111,7 @@ def _tz(text: str | None) -> dt.tzinfo | None:
 
 def parse_datetime(value: object) -> dt.datetime | None:
     """A timestamp from ISO 8601 (any fraction length, ``Z`` or offset or none), ``YYYY/MM/DD``,
-    ``MM/DD/YYYY [h:mm[:ss] AM]`` or ASP.NET's ``/Date(ms)/``. A value without a zone is taken as UTC."""
+    ``MM/DD/YYYY [h:mm[:ss] AM]`` or ASP.NET's ``/Date(ms)/``. No zone means UTC."""
     if value is None:
         return None
     if isinstance(value, dt.datetime):
@@ -134,8 +134,14 @@ def parse_datetime(value: object) -> dt.datetime | None:
     fraction = (parts.get("f") or "")[:6].ljust(6, "0")
     try:
         return dt.datetime(
-            int(parts["y"]), int(parts["m"]), int(parts["d"]), hour, int(parts["M"] or 0),
-            int(parts["S"] or 0), int(fraction), tzinfo=_tz(parts.get("tz")) or dt.UTC,
+            int(parts["y"]),
+            int(parts["m"]),
+            int(parts["d"]),
+            hour,
+            int(parts["M"] or 0),
+            int(parts["S"] or 0),
+            int(fraction),
+            tzinfo=_tz(parts.get("tz")) or dt.UTC,
         )
     except ValueError:
         raise ValueError(f"not a valid date: {value!r}") from None

@@ -2,8 +2,8 @@
 
 The ``Authorization`` header is ``FIApiAUTH:{user_id}:{signature}:{auth_path}`` where
 
-* ``auth_path`` is the request URL from its **last** ``/`` to the end, lower-cased, query string kept;
-* ``signature`` is base64(HMAC-SHA256(base64decode(access_key), METHOD + "\\n" + auth_path)).
+* ``auth_path`` is the URL from its **last** ``/`` to the end, lower-cased, query string kept;
+* ``signature`` is base64(HMAC-SHA256(base64decode(access_key), METHOD "\\n" auth_path)).
 
 The signature depends only on (user id, method, auth path): there is no timestamp or nonce.
 """

@@ -38,10 +38,10 @@ from .errors import (
     JobTimeout,
     NotFound,
     RateLimited,
+    ServerError,
     SophtronConnectionError,
     SophtronError,
     SophtronTimeout,
-    ServerError,
 )
 from .mfa import FAILURE_MESSAGES, JobState, JobStatus, job_status
 
@@ -247,14 +247,18 @@ class _BaseClient(_Routes):
                 "Sophtron rejected the User ID / Access Key "
                 f"({status}). Check both under Developer Profile > Direct Auth on sophtron.com; "
                 "the Access Key must be the base64 key exactly as shown.",
-                status_code=status, route=route, body=body,
+                status_code=status,
+                route=route,
+                body=body,
             )
         if status == 404:
             if call.on_not_found is not None:
                 return call.on_not_found
             raise NotFound(
                 f"Sophtron does not know the route or the id in {route} (404).",
-                status_code=status, route=route, body=body,
+                status_code=status,
+                route=route,
+                body=body,
             )
         if status == 429:
             wait = _retry_after(response.headers.get("Retry-After"))
@@ -262,13 +266,18 @@ class _BaseClient(_Routes):
             raise RateLimited(
                 f"Sophtron is limiting requests (429) for {route}.{after} The monthly request "
                 "budget may be spent; syncs will resume later.",
-                status_code=status, route=route, body=body, retry_after=wait,
+                status_code=status,
+                route=route,
+                body=body,
+                retry_after=wait,
             )
         if status >= 500:
             raise ServerError(
                 f"Sophtron failed with {status} for {route}. This is usually temporary; try "
                 "again later.",
-                status_code=status, route=route, body=body,
+                status_code=status,
+                route=route,
+                body=body,
             )
         raise BadRequest(
             f"Sophtron rejected {route} ({status}).", status_code=status, route=route, body=body
@@ -285,7 +294,10 @@ class _BaseClient(_Routes):
             error = state.outcome.exception() if state.outcome else None
             logger.warning(
                 "Sophtron %s failed (%s), attempt %d of %d; retrying in %.1f s",
-                call.route, type(error).__name__, state.attempt_number, policy.attempts,
+                call.route,
+                type(error).__name__,
+                state.attempt_number,
+                policy.attempts,
                 state.upcoming_sleep,
             )
 
@@ -332,7 +344,11 @@ class Client(_BaseClient):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(
-            user_id, access_key, base_url=base_url, retry=retry, poll_interval=poll_interval,
+            user_id,
+            access_key,
+            base_url=base_url,
+            retry=retry,
+            poll_interval=poll_interval,
             max_poll_interval=max_poll_interval,
         )
         self._http = httpx.Client(
@@ -369,9 +385,7 @@ class Client(_BaseClient):
                 return result  # type: ignore[return-value]
             current = result
 
-    def wait_for_job(
-        self, job_id: str, *, timeout: float = 240.0, v2: bool = False
-    ) -> JobStatus:
+    def wait_for_job(self, job_id: str, *, timeout: float = 240.0, v2: bool = False) -> JobStatus:
         """Poll a job until it succeeds or asks for input; raise :class:`JobFailed` when it fails
         and :class:`JobTimeout` when it is still running after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
@@ -406,7 +420,11 @@ class AsyncClient(_BaseClient):
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         super().__init__(
-            user_id, access_key, base_url=base_url, retry=retry, poll_interval=poll_interval,
+            user_id,
+            access_key,
+            base_url=base_url,
+            retry=retry,
+            poll_interval=poll_interval,
             max_poll_interval=max_poll_interval,
         )
         self._http = httpx.AsyncClient(

@@ -4,11 +4,11 @@ All of them derive from :class:`SophtronError`, so ``except SophtronError`` catc
 does on purpose. The tree::
 
     SophtronError
-    ├── InvalidAccessKey            the configured Access Key is not Sophtron's base64 key (also a ValueError)
+    ├── InvalidAccessKey            the Access Key is not Sophtron's base64 key (a ValueError too)
     ├── RequestError                the request never got a usable HTTP answer
     │   ├── SophtronTimeout         connect / read / write / pool timeout
     │   └── SophtronConnectionError connection refused, reset or dropped mid-response
-    ├── APIError                    Sophtron answered with an error status (``status_code``, ``route``)
+    ├── APIError                    Sophtron answered an error status (``status_code``, ``route``)
     │   ├── InvalidCredentials      401 / 403: wrong User ID or Access Key
     │   ├── NotFound                404: unknown route or id
     │   ├── BadRequest              400 and other 4xx: Sophtron rejected the request body
@@ -99,7 +99,12 @@ class RateLimited(APIError):
     retryable = True
 
     def __init__(
-        self, message: str, *, status_code: int, route: str, body: str = "",
+        self,
+        message: str,
+        *,
+        status_code: int,
+        route: str,
+        body: str = "",
         retry_after: float | None = None,
     ) -> None:
         super().__init__(message, status_code=status_code, route=route, body=body)
@@ -123,7 +128,7 @@ class MalformedResponse(SophtronError):
 
 
 class AnswerRejected(SophtronError):
-    """An ``UpdateJob*`` call returned -1: the job was not waiting for that answer, or refused it."""
+    """An ``UpdateJob*`` call returned -1: the job was not waiting for that answer or refused it."""
 
     def __init__(self, message: str, *, route: str, job_id: str) -> None:
         super().__init__(message)

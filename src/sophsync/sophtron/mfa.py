@@ -81,7 +81,9 @@ FAILURE_MESSAGES: dict[FailureReason, str] = {
     FailureReason.UNKNOWN: "The connection failed at Sophtron. Try again later.",
 }
 
-_MFA_STEPS = re.compile(r"security|question|token|captcha|mfa|challenge|phone|verify|pin|code", re.I)
+_MFA_STEPS = re.compile(
+    r"security|question|token|captcha|mfa|challenge|phone|verify|pin|code", re.I
+)
 _LOGIN_STEPS = re.compile(r"login|log_in|loginpanel|credential|password|signin", re.I)
 
 
@@ -201,8 +203,10 @@ def failure_reason(job: Job) -> FailureReason:
     step = job.last_step or ""
     status = (job.last_status or "").lower()
     if "timeout" in status or "timedout" in status:
-        return FailureReason.MFA_TIMEOUT if _MFA_STEPS.search(step) else (
-            FailureReason.INSTITUTION_TIMEOUT
+        return (
+            FailureReason.MFA_TIMEOUT
+            if _MFA_STEPS.search(step)
+            else (FailureReason.INSTITUTION_TIMEOUT)
         )
     if "error" in status:
         return FailureReason.INSTITUTION_ERROR

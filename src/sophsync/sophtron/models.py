@@ -162,8 +162,20 @@ _KIND_WORDS: tuple[tuple[AccountKind, tuple[str, ...]], ...] = (
     (AccountKind.LOAN, ("loan", "mortgage", "heloc", "lineofcredit", "auto", "student")),
     (
         AccountKind.INVESTMENT,
-        ("investment", "brokerage", "401k", "403b", "ira", "roth", "retirement", "529", "stock",
-         "annuity", "pension", "hsa"),
+        (
+            "investment",
+            "brokerage",
+            "401k",
+            "403b",
+            "ira",
+            "roth",
+            "retirement",
+            "529",
+            "stock",
+            "annuity",
+            "pension",
+            "hsa",
+        ),
     ),
     (
         AccountKind.DEPOSITORY,

@@ -1,0 +1,58 @@
+# sophsync: `make demo` and `make test` are the whole set-up on a fresh machine.
+# Every target creates or updates .venv by itself (uv, pinned, from uv.lock).
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench lint format typecheck sandbox install install-dev clean help
+
+help:
+	@echo "make demo      install, then run the whole flow against the built-in sandbox"
+	@echo "make test      install dev tools, then run every test (lint and types included)"
+	@echo "make bench     run the benchmarks: a table on screen, JSON in bench/results.json"
+	@echo "make lint      ruff (lint + format check) and mypy"
+	@echo "make format    apply ruff's formatting and safe fixes"
+	@echo "make sandbox   serve a local Sophtron on http://127.0.0.1:8111/api"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --frozen --inexact --no-default-groups --python $(PYTHON) --quiet
+
+install-dev: $(UV)
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+
+demo: install
+	$(VENV)/bin/sophsync demo
+
+sandbox: install
+	$(VENV)/bin/sophsync sandbox
+
+test: install-dev
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	$(VENV)/bin/python bench/run.py
+
+lint: install-dev
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+typecheck: install-dev
+	$(VENV)/bin/mypy
+
+format: install-dev
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache demo-output bench/results.json
