@@ -11,7 +11,7 @@ from rich.console import Console
 from ..demo import run_demo
 
 
-@click.command()
+@click.command(short_help="Run the whole flow against a built-in sandbox.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the sandbox world.")
 @click.option(
     "--today",

@@ -34,7 +34,7 @@ def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(error)) from None
 
 
-@click.command()
+@click.command(short_help="Serve a local Sophtron (the sandbox).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",

@@ -1,0 +1,144 @@
+"""The command line, run as a subprocess: help everywhere, docs complete, sandbox and demo work."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+import pytest
+
+from sophsync.cli import cli
+from sophsync.sophtron import Client
+
+from tests.conftest import ACCESS_KEY, USER_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+SOPHSYNC = [sys.executable, "-m", "sophsync"]
+
+
+def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SOPHSYNC, *args], capture_output=True, text=True, timeout=120, cwd=ROOT, **kwargs
+    )
+
+
+def all_commands(group: click.Group = cli, prefix: str = "") -> list[str]:
+    names = []
+    for name, command in sorted(group.commands.items()):
+        names.append(f"{prefix}{name}")
+        if isinstance(command, click.Group):
+            names.extend(all_commands(command, f"{prefix}{name} "))
+    return names
+
+
+def test_every_command_has_help_and_is_documented() -> None:
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    commands = all_commands()
+    assert {"sandbox", "demo"} <= set(commands)
+    for name in commands:
+        result = run(*name.split(), "--help")
+        assert result.returncode == 0, result.stderr
+        assert f"Usage: sophsync {name}" in result.stdout
+        command = cli.get_command(click.Context(cli), name.split()[0])
+        assert command is not None and (command.help or "").strip(), f"{name} has no help text"
+        assert f"## `sophsync {name}`" in docs, f"docs/cli.md does not document {name}"
+
+
+def test_version_and_top_level_help() -> None:
+    assert run("--version").stdout.startswith("sophsync, version ")
+    result = run("--help")
+    assert result.returncode == 0
+    assert "sandbox" in result.stdout and "demo" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sandbox", "--faults", "explode=1"], "unknown fault 'explode'"),
+        (["sandbox", "--rate-limit", "ten/MIN"], "must look like 60/MIN"),
+        (["sandbox", "--user-id", "u", "--access-key", "not base64!"], "not valid base64"),
+        (["sandbox", "--user-id", "u"], "Give both --user-id and --access-key"),
+        (["sandbox", "--today", "21/11/2026"], "--today"),
+        (["no-such-command"], "No such command"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def _wait_for(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing answered at {url}")
+
+
+def test_sandbox_command_serves_sophtron(unused_port: int) -> None:
+    env = {**os.environ, "SOPHTRON_USER_ID": USER_ID, "SOPHTRON_ACCESS_KEY": ACCESS_KEY}
+    process = subprocess.Popen(
+        [*SOPHSYNC, "sandbox", "--port", str(unused_port), "--job-seconds", "0", "--seed", "3",
+         "--today", "2026-11-21", "--rate-limit", "100/MIN"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    root = f"http://127.0.0.1:{unused_port}"
+    try:
+        _wait_for(f"{root}/_sandbox", process)
+        info = httpx.get(f"{root}/_sandbox").json()
+        assert info["seed"] == 3 and info["today"] == "2026-11-21"
+        assert info["rate_limit"] == "100/MIN" and info["institutions"] >= 1000
+        with Client(USER_ID, ACCESS_KEY, base_url=f"{root}/api", poll_interval=0.01) as client:
+            assert client.health_check_auth() == "this is online."
+            bank = client.get_institution_by_name("Sophtron Bank NoMFA")[0]
+            tracker = client.create_user_institution(bank.institution_id, "cli-user", "pw")
+            assert client.wait_for_job(tracker.job_id).state.value == "succeeded"
+            assert len(client.get_user_institution_accounts(tracker.login_id or "")) == 6
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert f"Sophtron sandbox: http://127.0.0.1:{unused_port}/api" in out
+    assert "(as given)" in out and ACCESS_KEY not in out + err
+
+
+def test_sandbox_command_prints_fresh_credentials_when_none_given(unused_port: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHTRON_")}
+    process = subprocess.Popen(
+        [*SOPHSYNC, "sandbox", "--port", str(unused_port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{unused_port}/_sandbox", process)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    user_id = re.search(r"User ID:\s+(\S+)", out)
+    key = re.search(r"Access Key:\s+(\S+)", out)
+    assert user_id and key
+    # The printed pair really works against a sandbox.
+    Client(user_id.group(1), key.group(1))
+
+
+def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
+    result = run("demo", "--output", str(tmp_path), "--today", "2026-11-21")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for expected in ("Captcha", "Security question", "Where should the bank send a code",
+                     "Enter the Token", "Connected.", "Accounts found", "Primary Checking",
+                     "A week later", "The v2 customer API", "Done"):
+        assert expected in out, f"{expected!r} missing from the demo output"
+    assert (tmp_path / "captcha.png").read_bytes().startswith(b"\x89PNG")
+    assert re.search(r"6 accounts, \d+ transactions in 90 days, \d+ Sophtron requests", out)
