@@ -146,7 +146,7 @@ def run_demo(
         banks = client.get_institution_by_name("sophtron bank")
         console.print(
             f"Search 'sophtron bank': {len(banks)} institutions: "
-            + ", ".join(b.institution_name for b in banks)
+            + ", ".join(b.institution_name or "?" for b in banks)
         )
         bank = next(b for b in banks if b.institution_name == DEMO_BANK)
 

@@ -80,7 +80,8 @@ class Call(Generic[T]):
     method: str
     path: str
     parse: Callable[[Reply], T | Call[T]]
-    json: Mapping[str, Any] | None = None
+    #: The JSON body. Kept out of ``repr``: it may hold a bank password or an MFA answer.
+    json: Mapping[str, Any] | None = field(default=None, repr=False)
     params: Mapping[str, str] = field(default_factory=dict)
     #: Safe to send again after a timeout or 5xx: it changes nothing at Sophtron.
     idempotent: bool = False

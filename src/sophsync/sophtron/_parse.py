@@ -54,6 +54,7 @@ def parse_money(value: object) -> Decimal | None:
         return None
     if isinstance(value, bool):
         raise ValueError("an amount cannot be true/false")
+    negative = False
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
@@ -64,25 +65,20 @@ def parse_money(value: object) -> Decimal | None:
         text = value.strip().replace("\u2212", "-")
         if not text:
             return None
-        negative = False
         if text.startswith("(") and text.endswith(")"):
             negative, text = True, text[1:-1]
         if text.endswith("-") and not text.startswith("-"):
             negative, text = True, text[:-1]
         text = _AMOUNT_NOISE.sub("", text)
-        if text.startswith("-$"):
-            text = "-" + text[2:]
         try:
             result = Decimal(text)
         except InvalidOperation:
             raise ValueError(f"not an amount: {value!r}") from None
-        if negative:
-            result = -result
     else:
         raise ValueError(f"not an amount: {type(value).__name__}")
     if not result.is_finite():
         raise ValueError(f"not a finite amount: {value!r}")
-    return result
+    return result.copy_negate() if negative else result
 
 
 _ISO = re.compile(
@@ -123,7 +119,11 @@ def parse_datetime(value: object) -> dt.datetime | None:
     if not value.strip():
         return None
     if match := _MS_JSON.match(value):
-        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=int(match["ms"]))
+        try:
+            epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+            return epoch + dt.timedelta(milliseconds=int(match["ms"]))
+        except (OverflowError, ValueError):
+            raise ValueError(f"not a valid date: {value!r}") from None
     match = _ISO.match(value) or _US.match(value)
     if not match:
         raise ValueError(f"not a date: {value!r}")

@@ -95,7 +95,7 @@ class InstitutionDetail(SophtronModel):
 
 class Institution(SophtronModel):
     institution_id: Id = Field(alias="InstitutionID")
-    institution_name: str = Field(alias="InstitutionName")
+    institution_name: Text = Field(None, alias="InstitutionName")
     url: Text = Field(None, alias="URL")
     logo: Text = Field(None, alias="Logo")
     country_code: Text = Field(None, alias="CountryCode")
@@ -158,8 +158,9 @@ class AccountKind(StrEnum):
 
 
 _KIND_WORDS: tuple[tuple[AccountKind, tuple[str, ...]], ...] = (
-    (AccountKind.CREDIT_CARD, ("creditcard", "credit", "card", "chargecard")),
+    # Loans first: "Line of Credit" is a loan, not a card.
     (AccountKind.LOAN, ("loan", "mortgage", "heloc", "lineofcredit", "auto", "student")),
+    (AccountKind.CREDIT_CARD, ("creditcard", "credit", "card", "chargecard")),
     (
         AccountKind.INVESTMENT,
         (
@@ -315,7 +316,11 @@ class Transaction(SophtronModel):
 
 
 class Job(SophtronModel):
-    """A Sophtron job (``JobInformation``): polled until it succeeds, fails, or asks for input."""
+    """A Sophtron job (``JobInformation``): polled until it succeeds, fails, or asks for input.
+
+    The echoes of MFA answers (``SecurityAnswer``, ``TokenInput``, ``CaptchaInput``) are left out
+    of ``repr`` so that a logged job never shows them.
+    """
 
     job_id: Id = Field(alias="JobID")
     job_type: Text = Field(None, alias="JobType")
@@ -325,16 +330,16 @@ class Job(SophtronModel):
     last_step: Text = Field(None, alias="LastStep")
     last_status: Text = Field(None, alias="LastStatus")
     security_question: StrList = Field(default_factory=list, alias="SecurityQuestion")
-    security_answer: Text = Field(None, alias="SecurityAnswer")
+    security_answer: Text = Field(None, alias="SecurityAnswer", repr=False)
     token_method: StrList = Field(default_factory=list, alias="TokenMethod")
     token_choice: Text = Field(None, alias="TokenChoice")
     token_sent_flag: Flag = Field(None, alias="TokenSentFlag")
     token_input_name: Text = Field(None, alias="TokenInputName")
-    token_input: Text = Field(None, alias="TokenInput")
+    token_input: Text = Field(None, alias="TokenInput", repr=False)
     token_read: Text = Field(None, alias="TokenRead")
     verify_phone_flag: Flag = Field(None, alias="VerifyPhoneFlag")
     captcha_image: Text = Field(None, alias="CaptchaImage")
-    captcha_input: Text = Field(None, alias="CaptchaInput")
+    captcha_input: Text = Field(None, alias="CaptchaInput", repr=False)
 
     _also_known_as: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "user_institution_id": ("MemberID",),
