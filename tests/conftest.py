@@ -18,7 +18,9 @@ USER_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 ACCESS_KEY = "c2FuZGJveC1zZWNyZXQta2V5LTAxMjM0NTY3ODlhYmM="
 # A second developer account on the same sandbox (for isolation tests).
 OTHER_USER_ID = "8d0d9991-0000-4000-8000-000000000001"
-OTHER_ACCESS_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw=="
+OTHER_ACCESS_KEY = (
+    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw=="
+)
 TODAY = dt.date(2026, 11, 21)
 SEED = 7
 
@@ -90,8 +92,9 @@ def signed_request(
     ``sign_url`` when given, to imitate other clients' signing rules)."""
     url = f"{server.url}/{path.lstrip('/')}"
     header = sign(user_id, access_key, method, sign_url if sign_url is not None else url)
-    return httpx.request(method, url, json=json, content=content,
-                         headers={"Authorization": header}, timeout=30)
+    return httpx.request(
+        method, url, json=json, content=content, headers={"Authorization": header}, timeout=30
+    )
 
 
 def admin(server: SandboxServer, method: str, action: str, **kwargs: Any) -> Any:

@@ -16,7 +16,6 @@ import pytest
 
 from sophsync.cli import cli
 from sophsync.sophtron import Client
-
 from tests.conftest import ACCESS_KEY, USER_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +46,8 @@ def test_every_command_has_help_and_is_documented() -> None:
         assert result.returncode == 0, result.stderr
         assert f"Usage: sophsync {name}" in result.stdout
         command = cli.get_command(click.Context(cli), name.split()[0])
-        assert command is not None and (command.help or "").strip(), f"{name} has no help text"
+        assert command is not None
+        assert (command.help or "").strip(), f"{name} has no help text"
         assert f"## `sophsync {name}`" in docs, f"docs/cli.md does not document {name}"
 
 
@@ -55,7 +55,8 @@ def test_version_and_top_level_help() -> None:
     assert run("--version").stdout.startswith("sophsync, version ")
     result = run("--help")
     assert result.returncode == 0
-    assert "sandbox" in result.stdout and "demo" in result.stdout
+    assert "sandbox" in result.stdout
+    assert "demo" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -91,16 +92,34 @@ def _wait_for(url: str, process: subprocess.Popen[str]) -> None:
 def test_sandbox_command_serves_sophtron(unused_port: int) -> None:
     env = {**os.environ, "SOPHTRON_USER_ID": USER_ID, "SOPHTRON_ACCESS_KEY": ACCESS_KEY}
     process = subprocess.Popen(
-        [*SOPHSYNC, "sandbox", "--port", str(unused_port), "--job-seconds", "0", "--seed", "3",
-         "--today", "2026-11-21", "--rate-limit", "100/MIN"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *SOPHSYNC,
+            "sandbox",
+            "--port",
+            str(unused_port),
+            "--job-seconds",
+            "0",
+            "--seed",
+            "3",
+            "--today",
+            "2026-11-21",
+            "--rate-limit",
+            "100/MIN",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     root = f"http://127.0.0.1:{unused_port}"
     try:
         _wait_for(f"{root}/_sandbox", process)
         info = httpx.get(f"{root}/_sandbox").json()
-        assert info["seed"] == 3 and info["today"] == "2026-11-21"
-        assert info["rate_limit"] == "100/MIN" and info["institutions"] >= 1000
+        assert info["seed"] == 3
+        assert info["today"] == "2026-11-21"
+        assert info["rate_limit"] == "100/MIN"
+        assert info["institutions"] >= 1000
         with Client(USER_ID, ACCESS_KEY, base_url=f"{root}/api", poll_interval=0.01) as client:
             assert client.health_check_auth() == "this is online."
             bank = client.get_institution_by_name("Sophtron Bank NoMFA")[0]
@@ -111,14 +130,19 @@ def test_sandbox_command_serves_sophtron(unused_port: int) -> None:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     assert f"Sophtron sandbox: http://127.0.0.1:{unused_port}/api" in out
-    assert "(as given)" in out and ACCESS_KEY not in out + err
+    assert "(as given)" in out
+    assert ACCESS_KEY not in out + err
 
 
 def test_sandbox_command_prints_fresh_credentials_when_none_given(unused_port: int) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHTRON_")}
     process = subprocess.Popen(
         [*SOPHSYNC, "sandbox", "--port", str(unused_port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _wait_for(f"http://127.0.0.1:{unused_port}/_sandbox", process)
@@ -127,7 +151,8 @@ def test_sandbox_command_prints_fresh_credentials_when_none_given(unused_port: i
         out, _ = process.communicate(timeout=30)
     user_id = re.search(r"User ID:\s+(\S+)", out)
     key = re.search(r"Access Key:\s+(\S+)", out)
-    assert user_id and key
+    assert user_id
+    assert key
     # The printed pair really works against a sandbox.
     Client(user_id.group(1), key.group(1))
 
@@ -136,9 +161,18 @@ def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     result = run("demo", "--output", str(tmp_path), "--today", "2026-11-21")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for expected in ("Captcha", "Security question", "Where should the bank send a code",
-                     "Enter the Token", "Connected.", "Accounts found", "Primary Checking",
-                     "A week later", "The v2 customer API", "Done"):
+    for expected in (
+        "Captcha",
+        "Security question",
+        "Where should the bank send a code",
+        "Enter the Token",
+        "Connected.",
+        "Accounts found",
+        "Primary Checking",
+        "A week later",
+        "The v2 customer API",
+        "Done",
+    ):
         assert expected in out, f"{expected!r} missing from the demo output"
     assert (tmp_path / "captcha.png").read_bytes().startswith(b"\x89PNG")
     assert re.search(r"6 accounts, \d+ transactions in 90 days, \d+ Sophtron requests", out)

@@ -288,20 +288,24 @@ class SandboxApp:
         parsed = parse_authorization(header)
         if parsed is None:
             return None
-        key = self.config.users.get(parsed.user_id) or self._user_case_insensitive(parsed.user_id)
-        if key is None:
+        user_id = self._known_user(parsed.user_id)
+        if user_id is None:
             return None
+        key = self.config.users[user_id]
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"").decode("latin-1")
         ok = verify(
             header, key, method, raw_path.decode("latin-1"), query, strict=self.config.strict_auth
         )
-        return parsed.user_id if ok else None
+        return user_id if ok else None
 
-    def _user_case_insensitive(self, user_id: str) -> str | None:
-        for known, key in self.config.users.items():
+    def _known_user(self, user_id: str) -> str | None:
+        """The configured spelling of a User ID (GUIDs compare in any case)."""
+        if user_id in self.config.users:
+            return user_id
+        for known in self.config.users:
             if known.lower() == user_id.lower():
-                return key
+                return known
         return None
 
     def _handle(
@@ -791,7 +795,7 @@ def customer_transactions(app: SandboxApp, req: Request) -> Reply:
     start = (
         req.date("startDate", req.query)
         if "startdate" in req.query
-        else today.replace(year=today.year - 1)
+        else today - dt.timedelta(days=365)
     )
     end = req.date("endDate", req.query) if "enddate" in req.query else today
     return Reply(200, app.transactions_in(login, account, start, end, v2=True))

@@ -69,7 +69,7 @@ class FaultSpec:
             else:
                 known = ", ".join((*FAULT_KINDS, *settings))
                 raise ValueError(f"unknown fault {key!r}; use one of {known}")
-        if sum(rates.values()) > 1:
+        if sum(rates.values()) > 1 + 1e-9:
             raise ValueError("fault rates add up to more than 1")
         return cls(rates, settings["retry-after"], settings["slow-seconds"])
 

@@ -90,8 +90,10 @@ class Call(Generic[T]):
 
     @property
     def route(self) -> str:
-        """``METHOD path`` with ids masked, for logs and error messages."""
+        """``METHOD path`` with v2 ids masked, for logs and error messages."""
         parts = self.path.split("/")
+        if parts[0].lower() != "v2":
+            return f"{self.method} {self.path}"
         shown = [
             "{id}" if index and parts[index - 1].lower() in _COLLECTIONS else part
             for index, part in enumerate(parts)
@@ -480,7 +482,11 @@ def choose_option(prompt: TokenMethodPrompt, answer: str | Sequence[str] | bool)
             return option
     if text.isdigit() and int(text) < len(prompt.options):
         return prompt.options[int(text)]
-    raise ValueError(f"{text!r} is not one of the offered methods: " + "; ".join(prompt.labels))
+    # The rejected text is not repeated: it may be a one-time code typed into the wrong box.
+    raise ValueError(
+        "The answer is not one of the offered methods; choose one of: "
+        + "; ".join(f"[{index}] {label}" for index, label in enumerate(prompt.labels))
+    )
 
 
 def get_transactions_by_transaction_date(
