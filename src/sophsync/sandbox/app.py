@@ -383,8 +383,7 @@ class SandboxApp:
             return Reply(200, {"reset": True})
         if action == "truth" and method == "GET":
             query = dict(parse_qsl(scope.get("query_string", b"").decode()))
-            users = [query["user_id"]] if query.get("user_id") else None
-            return Reply(200, self.state.truth(users))
+            return Reply(200, self.truth(query.get("user_id")))
         if action == "advance" and method == "POST":
             try:
                 data = json.loads(raw_body or b"{}")
@@ -407,6 +406,39 @@ class SandboxApp:
                 "GET /_sandbox/truth, POST /_sandbox/advance."
             },
         )
+
+    def truth(self, user_id: str | None = None) -> dict[str, Any]:
+        """Every login, account and transaction (of one user, if given), as the API shows them."""
+        logins = []
+        for login in self.state.logins.values():
+            if user_id is not None and login.user_id != user_id:
+                continue
+            accounts = []
+            for account in self.state.visible_accounts(login):
+                as_of = self.state.as_of(login, account)
+                accounts.append(
+                    {
+                        **self.account_json(login, account, v2=False),
+                        "AsOf": as_of.isoformat(),
+                        "Transactions": [
+                            self.transaction_json(login, account, view, v2=False)
+                            for view in login.data.transactions(account, as_of)
+                        ],
+                    }
+                )
+            logins.append(
+                {
+                    "UserID": login.user_id,
+                    "UserInstitutionID": login.login_id,
+                    "CustomerID": login.customer_id,
+                    "InstitutionID": login.institution.institution_id,
+                    "InstitutionName": login.institution.name,
+                    "UserName": login.username,
+                    "Connected": login.connected,
+                    "Accounts": accounts,
+                }
+            )
+        return {"Today": self.state.today.isoformat(), "Logins": logins}
 
     # --- serialisers --------------------------------------------------------------------------
 

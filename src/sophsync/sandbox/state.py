@@ -11,14 +11,13 @@ import datetime as dt
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from .catalogue import Catalogue, InstitutionRecord, build_catalogue
 from .faults import FaultSpec, RateLimit
 from .jobs import SandboxJob, plan_steps
-from .world import AccountData, LoginData, LoginOptions, cents_to_decimal
+from .world import AccountData, LoginData, LoginOptions
 
 
 @dataclass(frozen=True)
@@ -260,56 +259,3 @@ class SandboxState:
 
     def as_of(self, login: Login, account: AccountData) -> dt.date:
         return login.as_of.get(account.index, self.today)
-
-    def truth(self, user_ids: Iterable[str] | None = None) -> dict[str, Any]:
-        """Every login, account and transaction, as the API would show them now."""
-        wanted = set(user_ids) if user_ids is not None else None
-        logins = []
-        for login in self.logins.values():
-            if wanted is not None and login.user_id not in wanted:
-                continue
-            accounts = []
-            for account in self.visible_accounts(login):
-                as_of = self.as_of(login, account)
-                view = login.data.account_view(account, as_of)
-                accounts.append(
-                    {
-                        "AccountID": account.account_id,
-                        "AccountName": account.name,
-                        "AccountNumber": account.number,
-                        "AccountType": account.template.account_type,
-                        "SubType": account.template.sub_type,
-                        "Balance": cents_to_decimal(view.balance),
-                        "AvailableBalance": None
-                        if view.available is None
-                        else cents_to_decimal(view.available),
-                        "BalanceCurrency": login.institution.currency_symbol,
-                        "AsOf": as_of.isoformat(),
-                        "Transactions": [
-                            {
-                                "TransactionID": t.transaction_id,
-                                "ID": t.record_id,
-                                "Status": "Pending" if t.pending else "Posted",
-                                "Amount": cents_to_decimal(t.amount),
-                                "TransactionDate": t.txn.day.isoformat(),
-                                "PostDate": t.post_day.isoformat() if t.post_day else None,
-                                "Description": t.txn.description,
-                                "Merchant": t.txn.merchant,
-                            }
-                            for t in login.data.transactions(account, as_of)
-                        ],
-                    }
-                )
-            logins.append(
-                {
-                    "UserID": login.user_id,
-                    "UserInstitutionID": login.login_id,
-                    "CustomerID": login.customer_id,
-                    "InstitutionID": login.institution.institution_id,
-                    "InstitutionName": login.institution.name,
-                    "UserName": login.username,
-                    "Connected": login.connected,
-                    "Accounts": accounts,
-                }
-            )
-        return {"Today": self.today.isoformat(), "Logins": logins}
