@@ -17,7 +17,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from .sandbox import SandboxConfig, SandboxServer
+from .sandbox import SandboxConfig, SandboxServer, new_credentials
 from .sophtron import (
     Account,
     CaptchaPrompt,
@@ -125,8 +125,6 @@ def run_demo(
     job_seconds: float = 0.1,
 ) -> DemoResult:
     """Run the whole flow; raises a :class:`~sophsync.sophtron.SophtronError` if any step fails."""
-    from .cli.sandbox import new_credentials
-
     output.mkdir(parents=True, exist_ok=True)
     user_id, access_key = new_credentials()
     config = SandboxConfig(

@@ -2,36 +2,32 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import secrets
-import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 import uvicorn
 
-from ..sandbox import FaultSpec, RateLimit, SandboxConfig, create_app
+from ..sandbox import FaultSpec, RateLimit, SandboxConfig, create_app, new_credentials
 from ..sophtron.auth import decode_access_key
 from ..sophtron.errors import InvalidAccessKey
 
-
-def new_credentials() -> tuple[str, str]:
-    """A fresh developer User ID and base64 Access Key, shaped like Sophtron's."""
-    return str(uuid.uuid4()), base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+T = TypeVar("T")
 
 
-def _faults(ctx: click.Context, param: click.Parameter, value: str | None) -> FaultSpec | None:
-    try:
-        return FaultSpec.parse(value) if value else None
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+def parsed_by(
+    parse: Callable[[str], T],
+) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
+    """A click callback that parses an option with ``parse``; its ValueError names the problem."""
 
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
+        try:
+            return parse(value) if value else None
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
 
-def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -> RateLimit | None:
-    try:
-        return RateLimit.parse(value) if value else None
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+    return callback
 
 
 @click.command(short_help="Serve a local Sophtron (the sandbox).")
@@ -78,14 +74,14 @@ def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option(
     "--faults",
     "faults",
-    callback=_faults,
+    callback=parsed_by(FaultSpec.parse),
     metavar="SPEC",
     help="Inject faults, e.g. '429=0.05,500=0.02,drop=0.01,retry-after=1'. Kinds: 429, "
     "500, 502, 503, slow, drop, malformed.",
 )
 @click.option(
     "--rate-limit",
-    callback=_rate_limit,
+    callback=parsed_by(RateLimit.parse),
     metavar="N/UNIT",
     help="Answer 429 past N requests per user id per SEC, MIN, HOUR or DAY.",
 )

@@ -8,7 +8,7 @@ from .app import SandboxApp, create_app
 from .catalogue import TEST_BANKS, InstitutionKind, InstitutionRecord, Mfa
 from .faults import FaultSpec, RateLimit
 from .server import SandboxServer
-from .state import SandboxConfig
+from .state import SandboxConfig, new_credentials
 
 __all__ = [
     "TEST_BANKS",
@@ -21,4 +21,5 @@ __all__ = [
     "SandboxConfig",
     "SandboxServer",
     "create_app",
+    "new_credentials",
 ]

@@ -7,8 +7,10 @@ the same ids on every run.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import random
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +20,11 @@ from .catalogue import Catalogue, InstitutionRecord, build_catalogue
 from .faults import FaultSpec, RateLimit
 from .jobs import SandboxJob, plan_steps
 from .world import AccountData, LoginData, LoginOptions
+
+
+def new_credentials() -> tuple[str, str]:
+    """A fresh developer User ID and base64 Access Key, shaped like Sophtron's."""
+    return str(uuid.uuid4()), base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 @dataclass(frozen=True)
