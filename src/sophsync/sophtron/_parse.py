@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import functools
 import json
 import re
 from decimal import Decimal, InvalidOperation
@@ -153,6 +154,17 @@ def parse_date(value: object) -> dt.date | None:
         return value.date()
     if isinstance(value, dt.date):
         return value
+    if (
+        isinstance(value, str)
+        and len(value) >= 10
+        and value[4] == value[7] == "-"
+        and (len(value) == 10 or value[10] in "T ")
+    ):
+        # The common case, ``2026-11-20`` or ``2026-11-20T...``: the date as written.
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            pass
     stamp = parse_datetime(value)
     return stamp.date() if stamp else None
 
@@ -216,6 +228,7 @@ def parse_text(value: object) -> str | None:
     raise ValueError(f"not text: {type(value).__name__}")
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise_key(key: str) -> str:
     """``AccountID``, ``AccountId``, ``accountID`` and ``account_id`` all become ``accountid``."""
     return re.sub(r"[^a-z0-9]", "", key.lower())
