@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 
-from .catalogue import InstitutionKind, InstitutionRecord
+from .catalogue import InstitutionRecord
 
 
 def cents_to_decimal(cents: int) -> Decimal:
@@ -131,12 +131,6 @@ _FULL_SET = (
     Template.CASH_MANAGEMENT,
     Template.CHECKING,
 )
-_BY_KIND = {
-    InstitutionKind.CARD_ISSUER: (Template.CREDIT_CARD, Template.STORE_CARD),
-    InstitutionKind.BROKER: (Template.INVESTMENT, Template.IRA, Template.CASH_MANAGEMENT),
-    InstitutionKind.LOAN_SERVICER: (Template.MORTGAGE, Template.AUTO_LOAN),
-    InstitutionKind.UTILITY: (Template.BILL,),
-}
 
 # (merchant, category, low, high dollars, description city, tip-able, weight)
 _MERCHANTS = (
@@ -261,7 +255,7 @@ class LoginData:
         self.institution = institution
         self.options = options
         rng = random.Random(f"login:{self.key}")
-        templates = _templates(institution.kind, options.accounts)
+        templates = _templates(options.accounts)
         history = dt.timedelta(days=max(1, round(options.years * 365.25)))
         opened = today - history
         self.employer = rng.choice(_EMPLOYERS)
@@ -638,7 +632,9 @@ def _next_day_of_month(after: dt.date, day: int) -> dt.date:
     return candidate
 
 
-def _templates(kind: InstitutionKind, count: int | None) -> tuple[Template, ...]:
-    if count is not None:
-        return tuple(_FULL_SET[i % len(_FULL_SET)] for i in range(count))
-    return _BY_KIND.get(kind, _FULL_SET[:6])
+def _templates(count: int | None) -> tuple[Template, ...]:
+    """Every login has one account of each of the six kinds, or ``count`` accounts cycling
+    through all templates."""
+    if count is None:
+        return _FULL_SET[:6]
+    return tuple(_FULL_SET[i % len(_FULL_SET)] for i in range(count))
