@@ -193,6 +193,7 @@ class _BaseClient(_Routes):
         retry: RetryPolicy = RetryPolicy(),
         poll_interval: float = 3.0,
         max_poll_interval: float = 10.0,
+        on_request: Callable[[str], None] | None = None,
     ) -> None:
         if not user_id or not user_id.strip():
             raise ValueError("The Sophtron User ID is empty: copy it from Developer Profile.")
@@ -202,11 +203,15 @@ class _BaseClient(_Routes):
         self.retry = retry
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
+        #: Called with the route before every HTTP request sent, retries included.
+        self.on_request = on_request
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(user_id={self.user_id!r}, base_url={self.base_url!r})"
 
     def _request(self, call: calls.Call[Any]) -> tuple[str, str, dict[str, str], bytes | None]:
+        if self.on_request is not None:
+            self.on_request(call.route)
         url = f"{self.base_url}/{call.target}"
         headers = {
             "Authorization": sign(self.user_id, self._key, call.method, url),
@@ -342,6 +347,7 @@ class Client(_BaseClient):
         poll_interval: float = 3.0,
         max_poll_interval: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        on_request: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(
             user_id,
@@ -350,6 +356,7 @@ class Client(_BaseClient):
             retry=retry,
             poll_interval=poll_interval,
             max_poll_interval=max_poll_interval,
+            on_request=on_request,
         )
         self._http = httpx.Client(
             timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
@@ -418,6 +425,7 @@ class AsyncClient(_BaseClient):
         poll_interval: float = 3.0,
         max_poll_interval: float = 10.0,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        on_request: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(
             user_id,
@@ -426,6 +434,7 @@ class AsyncClient(_BaseClient):
             retry=retry,
             poll_interval=poll_interval,
             max_poll_interval=max_poll_interval,
+            on_request=on_request,
         )
         self._http = httpx.AsyncClient(
             timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}

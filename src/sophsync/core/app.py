@@ -1,0 +1,80 @@
+"""The core's one object: settings, database, vault and clock, built once and passed down."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import NotFound
+from ..settings import Settings
+from ..store import Vault, create_engine, session_factory, upgrade
+
+M = TypeVar("M")
+
+
+def load(session: Session, model: type[M], ident: int) -> M:
+    """The row with this primary key, or :class:`NotFound`."""
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(f"No {getattr(model, '__tablename__', model.__name__)} {ident}")
+    return row
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Core:
+    """What every core service needs. Build it with :meth:`open`; tests may pass a ``clock``.
+
+    ``sophtron_options`` are passed to every Sophtron client the core builds (tests use it for
+    fast polling).
+    """
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    vault: Vault
+    clock: Callable[[], dt.datetime] = _utcnow
+    sophtron_options: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        migrate: bool | None = None,
+        clock: Callable[[], dt.datetime] = _utcnow,
+        **sophtron_options: object,
+    ) -> Core:
+        """Connect to the database (running migrations in the embedded mode, or when asked)."""
+        engine = create_engine(settings.url)
+        if migrate if migrate is not None else settings.embedded:
+            upgrade(engine)
+        if settings.secret_key:
+            vault = Vault.from_secret(settings.secret_key)
+        else:
+            vault = Vault.from_key_file(settings.key_file)
+        return cls(settings, engine, session_factory(engine), vault, clock, dict(sophtron_options))
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    def today(self) -> dt.date:
+        return self.clock().date()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits when the block ends and rolls back on error."""
+        with self.sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,529 @@
+"""Connecting a bank login: the MFA state machine, one Sophtron job read at a time.
+
+``start_connection`` sends the bank login to Sophtron and records a connection. Each
+``poll_connection`` reads the job once and moves the connection on: a prompt becomes a stored
+challenge (status ``needs_input``), success discovers the accounts (``connected``), failure records
+why (``failed``), and a job that takes too long leaves the connection ``timed_out``, resumable with
+``check_again``. ``answer_challenge`` sends a person's answer; follow-up prompts arrive with the
+next poll. The bank password and the answers pass through to Sophtron and are never stored.
+
+The same machinery serves a sync whose refresh asked for MFA: the connection is then
+``requires_update`` with the challenge stored, and answering it lets the sync resume.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import BadInput, Conflict, NeedsUser, NotFound
+from ..sophtron import (
+    AnswerRejected,
+    CaptchaPrompt,
+    Client,
+    FailureReason,
+    Institution,
+    JobState,
+    JobStatus,
+    PhoneConfirmationPrompt,
+    Prompt,
+    SecurityQuestionsPrompt,
+    SophtronError,
+    TokenInputPrompt,
+    TokenMethodPrompt,
+    job_status,
+)
+from ..sophtron import (
+    NotFound as SophtronNotFound,
+)
+from ..sophtron.mfa import FAILURE_MESSAGES
+from ..sophtron.models import Account as SophtronAccount
+from ..store.models import AccountType, Connection, ConnectionStatus, ProviderAccount, RawPayload
+from .app import Core, load
+from .credentials import family_client, sophtron_error
+from .families import Actor, require_admin
+from .quota import RequestMeter
+
+MESSAGES = {
+    "no_accounts": "The bank login worked, but Sophtron found no accounts under it. Check that "
+    "the login has accounts online, then connect again.",
+    "unsupported_mfa": "The bank asked for a kind of verification sophsync cannot show. Try "
+    "again later, or connect this bank another way.",
+    "timed_out": "The bank is taking long to answer. Check again in a minute, or start over.",
+    **{f"job_{reason.value}": message for reason, message in FAILURE_MESSAGES.items()},
+}
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    """A connection as a person should see it."""
+
+    id: int
+    institution_name: str
+    status: ConnectionStatus
+    prompt: Prompt | None
+    message: str
+    error_code: str | None
+    provider_login_id: str | None
+
+    @property
+    def waiting_for_person(self) -> bool:
+        return self.status in {ConnectionStatus.NEEDS_INPUT, ConnectionStatus.REQUIRES_UPDATE} and (
+            self.prompt is not None
+        )
+
+    @property
+    def settled(self) -> bool:
+        """True when polling should stop until a person acts."""
+        return self.status is not ConnectionStatus.CONNECTING
+
+
+def prompt_payload(prompt: Prompt) -> dict[str, Any]:
+    if isinstance(prompt, SecurityQuestionsPrompt):
+        return {"kind": prompt.kind, "questions": list(prompt.questions)}
+    if isinstance(prompt, TokenMethodPrompt):
+        return {"kind": prompt.kind, "options": list(prompt.options)}
+    if isinstance(prompt, TokenInputPrompt):
+        return {"kind": prompt.kind, "label": prompt.label}
+    if isinstance(prompt, PhoneConfirmationPrompt):
+        return {"kind": prompt.kind, "code": prompt.code}
+    return {"kind": prompt.kind, "image_base64": prompt.image_base64}
+
+
+def prompt_from_payload(payload: dict[str, Any]) -> Prompt:
+    kind = payload["kind"]
+    if kind == "security_questions":
+        return SecurityQuestionsPrompt(tuple(payload["questions"]))
+    if kind == "token_method":
+        return TokenMethodPrompt(tuple(payload["options"]))
+    if kind == "token_input":
+        return TokenInputPrompt(payload["label"])
+    if kind == "phone_confirmation":
+        return PhoneConfirmationPrompt(payload["code"])
+    if kind == "captcha":
+        return CaptchaPrompt(payload["image_base64"])
+    raise ValueError(f"unknown prompt kind {kind!r}")
+
+
+def _view(core: Core, connection: Connection) -> ConnectionView:
+    status = ConnectionStatus(connection.status)
+    prompt = None
+    if connection.challenge_enc is not None:
+        prompt = prompt_from_payload(core.vault.decrypt_json(connection.challenge_enc))
+    if prompt is not None:
+        message = "The bank is asking for more information."
+        if status is ConnectionStatus.REQUIRES_UPDATE:
+            message = "The bank asks for verification again before sophsync can sync: answer it."
+    elif status is ConnectionStatus.CONNECTED:
+        message = "Connected."
+    elif status is ConnectionStatus.CONNECTING:
+        message = "Working with the bank..."
+    else:
+        message = connection.last_error or "The connection needs attention."
+    return ConnectionView(
+        connection.id,
+        connection.institution_name,
+        status,
+        prompt,
+        message,
+        connection.last_error_code,
+        connection.provider_login_id,
+    )
+
+
+def _connection(session: Session, actor: Actor, connection_id: int) -> Connection:
+    connection = session.get(Connection, connection_id)
+    if connection is None or connection.family_id != actor.family_id:
+        raise NotFound(f"No connection {connection_id} in your family")
+    return connection
+
+
+def get_connection(core: Core, actor: Actor, connection_id: int) -> ConnectionView:
+    with core.session() as session:
+        return _view(core, _connection(session, actor, connection_id))
+
+
+def list_connections(core: Core, actor: Actor) -> list[ConnectionView]:
+    with core.session() as session:
+        rows = session.scalars(
+            select(Connection)
+            .where(Connection.family_id == actor.family_id)
+            .order_by(Connection.id)
+        )
+        return [_view(core, row) for row in rows]
+
+
+def search_institutions(core: Core, actor: Actor, query: str) -> list[Institution]:
+    """Institutions whose name matches ``query`` (at least two characters)."""
+    if len(query.strip()) < 2:
+        raise BadInput("Type at least two characters of the institution's name", field="query")
+    meter = RequestMeter(core, actor.family_id)
+    with family_client(core, actor.family_id, meter.count) as client:
+        try:
+            return client.get_institution_by_name(query.strip())
+        except SophtronError as error:
+            raise sophtron_error(error) from None
+        finally:
+            with core.session() as session:
+                meter.flush(session)
+
+
+def _set_job(connection: Connection, job_id: str, purpose: str, core: Core) -> None:
+    connection.job_id = job_id
+    connection.job_purpose = purpose
+    connection.job_started_at = core.now()
+    connection.challenge_kind = None
+    connection.challenge_enc = None
+    connection.last_attempt_at = core.now()
+
+
+def start_connection(
+    core: Core,
+    actor: Actor,
+    institution_id: str,
+    username: str,
+    password: str,
+    pin: str = "",
+    *,
+    institution_name: str | None = None,
+) -> ConnectionView:
+    """Send a bank login to Sophtron and record the connection (status ``connecting``)."""
+    require_admin(actor, "connect a bank")
+    if not institution_id.strip():
+        raise BadInput("Choose an institution", field="institution_id")
+    if not username.strip():
+        raise BadInput("Enter the bank username", field="username")
+    meter = RequestMeter(core, actor.family_id)
+    with family_client(core, actor.family_id, meter.count) as client:
+        try:
+            if institution_name is None:
+                institution_name = client.get_institution_by_id(institution_id).institution_name
+            tracker = client.create_user_institution(institution_id, username, password, pin)
+        except SophtronNotFound:
+            raise BadInput(
+                f"Sophtron knows no institution {institution_id}", field="institution_id"
+            ) from None
+        except SophtronError as error:
+            raise sophtron_error(error) from None
+        finally:
+            with core.session() as session:
+                meter.flush(session)
+    with core.session() as session:
+        connection = Connection(
+            family_id=actor.family_id,
+            institution_id=institution_id,
+            institution_name=institution_name or institution_id,
+            provider_login_id=tracker.login_id,
+            status=ConnectionStatus.CONNECTING.value,
+        )
+        _set_job(connection, tracker.job_id, "connect", core)
+        session.add(connection)
+        session.flush()
+        return _view(core, connection)
+
+
+def discover_accounts(
+    core: Core, session: Session, client: Client, connection: Connection, sync_run_id: int | None
+) -> list[ProviderAccount]:
+    """Read the login's accounts from Sophtron and upsert them as provider accounts."""
+    assert connection.provider_login_id is not None
+    found = client.get_user_institution_accounts(connection.provider_login_id)
+    archive(core, session, connection, sync_run_id, "GetUserInstitutionAccounts", found)
+    return upsert_provider_accounts(core, session, connection, found)
+
+
+def archive(
+    core: Core,
+    session: Session,
+    connection: Connection,
+    sync_run_id: int | None,
+    route: str,
+    payload: Any,
+) -> None:
+    """Keep what Sophtron sent, encrypted."""
+    if isinstance(payload, list):
+        body: Any = [item.model_dump(mode="json", by_alias=True) for item in payload]
+    else:
+        body = payload.model_dump(mode="json", by_alias=True)
+    session.add(
+        RawPayload(
+            family_id=connection.family_id,
+            sync_run_id=sync_run_id,
+            connection_id=connection.id,
+            route=route,
+            captured_at=core.now(),
+            body_enc=core.vault.encrypt_json(body),
+        )
+    )
+
+
+def _minor(value: Any, currency: str) -> int | None:
+    from .importer import to_minor
+
+    return None if value is None else to_minor(value, currency)
+
+
+def upsert_provider_accounts(
+    core: Core, session: Session, connection: Connection, found: Sequence[SophtronAccount]
+) -> list[ProviderAccount]:
+    existing = {
+        row.provider_account_id: row
+        for row in session.scalars(
+            select(ProviderAccount).where(ProviderAccount.connection_id == connection.id)
+        )
+    }
+    result = []
+    for item in found:
+        row = existing.get(item.account_id)
+        if row is None:
+            row = ProviderAccount(connection_id=connection.id, provider_account_id=item.account_id)
+            session.add(row)
+        row.name = item.account_name or f"Account {item.mask}"
+        row.mask = item.mask
+        row.provider_type = item.account_type
+        row.provider_subtype = item.sub_type
+        row.kind = AccountType(item.kind.value).value
+        row.currency = item.currency
+        row.balance_minor = _minor(item.balance, item.currency)
+        row.available_minor = _minor(item.available_balance, item.currency)
+        row.due_date = item.due_date
+        row.last_seen_at = core.now()
+        result.append(row)
+    session.flush()
+    return result
+
+
+def apply_job_status(
+    core: Core,
+    session: Session,
+    client: Client,
+    connection: Connection,
+    status: JobStatus,
+    sync_run_id: int | None = None,
+) -> None:
+    """Move a connection on according to what its job says."""
+    if status.state is JobState.NEEDS_INPUT and status.prompt is not None:
+        connection.challenge_kind = status.prompt.kind
+        connection.challenge_enc = core.vault.encrypt_json(prompt_payload(status.prompt))
+        connection.status = (
+            ConnectionStatus.REQUIRES_UPDATE.value
+            if connection.job_purpose == "sync"
+            else ConnectionStatus.NEEDS_INPUT.value
+        )
+        return
+    connection.challenge_kind = None
+    connection.challenge_enc = None
+    if status.state is JobState.SUCCEEDED:
+        connection.data_fresh_at = core.now()
+        connection.last_error = connection.last_error_code = None
+        if connection.job_purpose == "connect":
+            accounts = discover_accounts(core, session, client, connection, sync_run_id)
+            if not accounts:
+                _fail(connection, "no_accounts")
+                return
+        connection.status = ConnectionStatus.CONNECTED.value
+        connection.job_id = None
+        return
+    if status.state in {JobState.FAILED, JobState.TIMED_OUT}:
+        reason = status.failure or FailureReason.UNKNOWN
+        _fail(connection, f"job_{reason.value}")
+        if connection.job_purpose == "sync" and reason is FailureReason.BAD_CREDENTIALS:
+            connection.status = ConnectionStatus.REQUIRES_UPDATE.value
+        return
+    started = connection.job_started_at or core.now()
+    if (core.now() - started).total_seconds() > core.settings.connect_timeout_seconds:
+        connection.status = ConnectionStatus.TIMED_OUT.value
+        connection.last_error = MESSAGES["timed_out"]
+        connection.last_error_code = "timed_out"
+    else:
+        connection.status = ConnectionStatus.CONNECTING.value
+
+
+def _fail(connection: Connection, code: str) -> None:
+    connection.status = ConnectionStatus.FAILED.value
+    connection.last_error = MESSAGES[code]
+    connection.last_error_code = code
+
+
+def poll_connection(core: Core, connection_id: int) -> ConnectionView:
+    """Read the connection's job once and record what it says (for workers and UIs)."""
+    with core.session() as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None:
+            raise NotFound(f"No connection {connection_id}")
+        if connection.job_id is None or connection.status not in {
+            ConnectionStatus.CONNECTING.value,
+            ConnectionStatus.TIMED_OUT.value,
+        }:
+            return _view(core, connection)
+        family_id, job_id = connection.family_id, connection.job_id
+    meter = RequestMeter(core, family_id)
+    with family_client(core, family_id, meter.count) as client:
+        try:
+            job = client.get_job_information_by_id(job_id)
+        except SophtronError as error:
+            with core.session() as session:
+                meter.flush(session)
+            raise sophtron_error(error) from None
+        with core.session() as session:
+            connection = load(session, Connection, connection_id)
+            if connection.job_id != job_id:  # someone started over meanwhile
+                meter.flush(session)
+                return _view(core, connection)
+            archive(core, session, connection, None, "GetJobInformationByID", job)
+            try:
+                apply_job_status(core, session, client, connection, job_status(job))
+            except SophtronError as error:
+                raise sophtron_error(error) from None
+            finally:
+                meter.flush(session)
+            return _view(core, connection)
+
+
+def wait_for_connection(
+    core: Core,
+    connection_id: int,
+    *,
+    timeout: float = 300.0,
+    interval: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ConnectionView:
+    """Poll until the connection needs a person, is connected, or has failed or timed out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        view = poll_connection(core, connection_id)
+        if view.settled or time.monotonic() >= deadline:
+            return view
+        sleep(interval)
+
+
+def answer_challenge(
+    core: Core, actor: Actor, connection_id: int, answer: str | Sequence[str] | bool
+) -> ConnectionView:
+    """Send a person's answer to the connection's pending prompt."""
+    require_admin(actor, "answer the bank's questions")
+    with core.session() as session:
+        connection = _connection(session, actor, connection_id)
+        if connection.challenge_enc is None or connection.job_id is None:
+            raise Conflict(
+                "The bank is not asking anything for this connection right now", code="no_challenge"
+            )
+        prompt = prompt_from_payload(core.vault.decrypt_json(connection.challenge_enc))
+        job_id = connection.job_id
+    meter = RequestMeter(core, actor.family_id)
+    with family_client(core, actor.family_id, meter.count) as client:
+        try:
+            client.answer_prompt(job_id, prompt, answer)
+        except ValueError as error:
+            raise BadInput(str(error), field="answer") from None
+        except AnswerRejected:
+            raise Conflict(
+                "The bank was no longer waiting for this answer. Check the connection again: "
+                "it may have moved on or expired.",
+                code="answer_rejected",
+            ) from None
+        except SophtronError as error:
+            raise sophtron_error(error) from None
+        finally:
+            with core.session() as session:
+                meter.flush(session)
+    with core.session() as session:
+        connection = _connection(session, actor, connection_id)
+        connection.challenge_kind = None
+        connection.challenge_enc = None
+        connection.status = ConnectionStatus.CONNECTING.value
+        connection.job_started_at = core.now()
+        return _view(core, connection)
+
+
+def check_again(core: Core, actor: Actor, connection_id: int) -> ConnectionView:
+    """Give a timed-out job more time and read it again."""
+    require_admin(actor, "check a connection")
+    with core.session() as session:
+        connection = _connection(session, actor, connection_id)
+        if connection.status != ConnectionStatus.TIMED_OUT.value:
+            return _view(core, connection)
+        connection.status = ConnectionStatus.CONNECTING.value
+        connection.job_started_at = core.now()
+    return poll_connection(core, connection_id)
+
+
+def retry_connection(core: Core, actor: Actor, connection_id: int) -> ConnectionView:
+    """Start over with the login Sophtron already holds (no bank password needed)."""
+    require_admin(actor, "retry a connection")
+    with core.session() as session:
+        connection = _connection(session, actor, connection_id)
+        login_id = connection.provider_login_id
+    if login_id is None:
+        raise Conflict(
+            "This connection has no Sophtron login to retry; connect again", code="no_login"
+        )
+    meter = RequestMeter(core, actor.family_id)
+    with family_client(core, actor.family_id, meter.count) as client:
+        try:
+            tracker = client.retry_adding_user_institution(login_id)
+        except SophtronError as error:
+            raise sophtron_error(error) from None
+        finally:
+            with core.session() as session:
+                meter.flush(session)
+    with core.session() as session:
+        connection = _connection(session, actor, connection_id)
+        _set_job(connection, tracker.job_id, "connect", core)
+        connection.status = ConnectionStatus.CONNECTING.value
+        return _view(core, connection)
+
+
+def update_login(
+    core: Core, actor: Actor, connection_id: int, username: str, password: str, pin: str = ""
+) -> ConnectionView:
+    """Send new bank credentials for a connection (after a password change at the bank)."""
+    require_admin(actor, "change a bank login")
+    with core.session() as session:
+        login_id = _connection(session, actor, connection_id).provider_login_id
+    if login_id is None:
+        raise Conflict("This connection has no Sophtron login; connect again", code="no_login")
+    meter = RequestMeter(core, actor.family_id)
+    with family_client(core, actor.family_id, meter.count) as client:
+        try:
+            tracker = client.update_user_institution(login_id, username, password, pin)
+        except SophtronError as error:
+            raise sophtron_error(error) from None
+        finally:
+            with core.session() as session:
+                meter.flush(session)
+    if tracker is None:
+        raise NeedsUser(
+            "Sophtron took the new login but started no job; retry the connection", code="no_job"
+        )
+    with core.session() as session:
+        connection = _connection(session, actor, connection_id)
+        _set_job(connection, tracker.job_id, "connect", core)
+        connection.status = ConnectionStatus.CONNECTING.value
+        return _view(core, connection)
+
+
+def remove_connection(core: Core, actor: Actor, connection_id: int) -> None:
+    """Delete the login at Sophtron and here; linked accounts keep their history, unlinked."""
+    require_admin(actor, "remove a connection")
+    with core.session() as session:
+        login_id = _connection(session, actor, connection_id).provider_login_id
+    if login_id is not None:
+        meter = RequestMeter(core, actor.family_id)
+        with family_client(core, actor.family_id, meter.count) as client:
+            try:
+                client.delete_user_institution(login_id)
+            except SophtronNotFound:
+                pass
+            except SophtronError as error:
+                raise sophtron_error(error) from None
+            finally:
+                with core.session() as session:
+                    meter.flush(session)
+    with core.session() as session:
+        session.delete(_connection(session, actor, connection_id))

@@ -1,0 +1,304 @@
+"""Importing Sophtron transactions into a local account: idempotent, exact, duplicate-free.
+
+For one account and one date window, every transaction Sophtron reports is matched to a stored
+row, in this order:
+
+1. the same provider transaction id (or an id the row was known by before);
+2. among stored rows in the window that Sophtron no longer reports under their id:
+   a. the same fingerprint (date, amount, description): the bank re-issued the id;
+   b. a pending row and a posted arrival with the same description within a week, the posted
+      amount within -20%..+50% of the pending one: the pending transaction posted (with a new id
+      and possibly a tip added);
+   c. the same amount and description within three days: a re-issued id with a shifted date;
+3. otherwise a new row.
+
+A matched row takes the new values (``updated``) or stays as it was (``unchanged``). A stored
+row in the window that Sophtron no longer reports is marked ``removed`` (an authorisation that
+never posted). A row a person deleted stays deleted. Amounts are integer minor units; money out
+of the account is negative; an account's ``invert_sign`` flips banks that report the other way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..sophtron.models import Transaction as SophtronTransaction
+from ..store.models import Account, Transaction, TxnStatus
+
+#: ISO 4217 currencies without minor units; the rest used here have two.
+_ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "XAF", "XOF", "UGX", "PYG", "RWF"}
+_THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND", "IQD", "LYD"}
+
+
+def exponent(currency: str) -> int:
+    if currency in _ZERO_DECIMAL:
+        return 0
+    return 3 if currency in _THREE_DECIMAL else 2
+
+
+def to_minor(amount: Decimal | int | str, currency: str) -> int:
+    """Integer minor units of an amount (half-even rounding past the currency's precision)."""
+    value = Decimal(str(amount)) if not isinstance(amount, Decimal) else amount
+    return int((value.scaleb(exponent(currency))).to_integral_value(ROUND_HALF_EVEN))
+
+
+def to_decimal(minor: int, currency: str) -> Decimal:
+    return Decimal(minor).scaleb(-exponent(currency))
+
+
+_NOISE = re.compile(r"[^a-z0-9]+")
+
+
+def normalise_description(text: str) -> str:
+    return _NOISE.sub(" ", text.lower()).strip()
+
+
+def fingerprint(date: dt.date, amount_minor: int, description: str) -> str:
+    raw = f"{date.isoformat()}|{amount_minor}|{normalise_description(description)}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A Sophtron transaction in sophsync's terms."""
+
+    provider_id: str
+    amount_minor: int
+    currency: str
+    date: dt.date
+    posted_date: dt.date | None
+    pending: bool
+    description: str
+    merchant: str | None
+    category: str | None
+    check_number: str | None
+    memo: str | None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.date, self.amount_minor, self.description)
+
+    @classmethod
+    def from_sophtron(cls, txn: SophtronTransaction, account: Account) -> Incoming | None:
+        """``None`` for a transaction without an amount or a date (nothing to store)."""
+        amount = txn.signed_amount
+        day = txn.booked_on
+        if amount is None or day is None or not txn.provider_id:
+            return None
+        currency = txn.currency if txn.currency_symbol else account.currency
+        minor = to_minor(amount, currency)
+        if account.invert_sign:
+            minor = -minor
+        description = (txn.description or txn.merchant or "").strip()
+        return cls(
+            provider_id=txn.provider_id,
+            amount_minor=minor,
+            currency=currency,
+            date=day,
+            posted_date=None if txn.pending else (txn.post_date or day),
+            pending=txn.pending,
+            description=description,
+            merchant=txn.merchant,
+            category=txn.category,
+            check_number=txn.check_num,
+            memo=txn.memo,
+        )
+
+
+@dataclass
+class ImportCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+    def __iadd__(self, other: ImportCounts) -> ImportCounts:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.removed += other.removed
+        return self
+
+
+@dataclass
+class _Stored:
+    row: Transaction
+    ids: set[str] = field(default_factory=set)
+    matched: bool = False
+
+
+_FIELDS = (
+    "amount_minor",
+    "currency",
+    "date",
+    "posted_date",
+    "pending",
+    "description",
+    "merchant",
+    "category",
+    "check_number",
+    "memo",
+)
+
+
+def _apply(row: Transaction, incoming: Incoming) -> bool:
+    """Copy the incoming values onto the row; True when anything changed."""
+    changed = False
+    if row.provider_id != incoming.provider_id:
+        previous = set(json.loads(row.previous_ids)) if row.previous_ids else set()
+        if row.provider_id:
+            previous.add(row.provider_id)
+        row.previous_ids = json.dumps(sorted(previous))
+        row.provider_id = incoming.provider_id
+        changed = True
+    for name in _FIELDS:
+        value = getattr(incoming, name)
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+    if row.fingerprint != incoming.fingerprint:
+        row.fingerprint = incoming.fingerprint
+    if row.status != TxnStatus.ACTIVE.value:
+        row.status = TxnStatus.ACTIVE.value
+        changed = True
+    return changed
+
+
+def _posted_from_pending(stored: Transaction, incoming: Incoming) -> bool:
+    if not stored.pending or incoming.pending:
+        return False
+    if normalise_description(stored.description) != normalise_description(incoming.description):
+        return False
+    if abs((incoming.date - stored.date).days) > 7:
+        return False
+    if (stored.amount_minor < 0) != (incoming.amount_minor < 0) or stored.amount_minor == 0:
+        return False
+    ratio = Decimal(abs(incoming.amount_minor)) / Decimal(abs(stored.amount_minor))
+    return Decimal("0.8") <= ratio <= Decimal("1.5")
+
+
+def _reissued(stored: Transaction, incoming: Incoming) -> bool:
+    return (
+        stored.amount_minor == incoming.amount_minor
+        and normalise_description(stored.description) == normalise_description(incoming.description)
+        and abs((incoming.date - stored.date).days) <= 3
+    )
+
+
+def import_transactions(
+    session: Session,
+    account: Account,
+    transactions: Iterable[SophtronTransaction],
+    start: dt.date,
+    end: dt.date,
+) -> ImportCounts:
+    """Make the account's rows in [start, end] match what Sophtron reported for that window."""
+    counts = ImportCounts()
+    arrivals: dict[str, Incoming] = {}
+    for txn in transactions:
+        incoming = Incoming.from_sophtron(txn, account)
+        if incoming is not None and start <= incoming.date <= end:
+            arrivals[incoming.provider_id] = incoming
+    margin = dt.timedelta(days=7)
+    rows = session.scalars(
+        select(Transaction).where(
+            Transaction.account_id == account.id,
+            Transaction.date >= start - margin,
+            Transaction.date <= end + margin,
+        )
+    ).all()
+    stored = [
+        _Stored(
+            row,
+            {row.provider_id or ""} | set(json.loads(row.previous_ids) if row.previous_ids else ()),
+        )
+        for row in rows
+    ]
+    by_id: dict[str, _Stored] = {}
+    for item in stored:
+        for provider_id in item.ids:
+            if provider_id:
+                by_id.setdefault(provider_id, item)
+    # Ids of rows outside the window still count: an arrival must not duplicate them.
+    outside = _known_ids(session, account, set(arrivals) - set(by_id))
+
+    unmatched: list[Incoming] = []
+    for provider_id, incoming in arrivals.items():
+        known = by_id.get(provider_id)
+        if known is not None and not known.matched:
+            known.matched = True
+            _count(counts, _apply(known.row, incoming))
+        elif provider_id in outside:
+            row = outside[provider_id]
+            _count(counts, _apply(row, incoming))
+        else:
+            unmatched.append(incoming)
+
+    orphans = [item for item in stored if not item.matched and not (item.ids & set(arrivals))]
+    for incoming in unmatched:
+        found = _find(orphans, incoming)
+        if found is not None:
+            found.matched = True
+            _apply(found.row, incoming)
+            counts.updated += 1
+            continue
+        row = Transaction(
+            account_id=account.id,
+            status=TxnStatus.ACTIVE.value,
+            deleted=False,
+            fingerprint=incoming.fingerprint,
+            provider_id=incoming.provider_id,
+        )
+        _apply(row, incoming)
+        session.add(row)
+        counts.added += 1
+
+    for item in orphans:
+        row = item.row
+        if item.matched or not start <= row.date <= end:
+            continue
+        if row.status == TxnStatus.ACTIVE.value and row.provider_id is not None:
+            row.status = TxnStatus.REMOVED.value
+            counts.removed += 1
+    session.flush()
+    return counts
+
+
+def _count(counts: ImportCounts, changed: bool) -> None:
+    if changed:
+        counts.updated += 1
+    else:
+        counts.unchanged += 1
+
+
+def _find(orphans: Sequence[_Stored], incoming: Incoming) -> _Stored | None:
+    candidates = [item for item in orphans if not item.matched]
+    for test in (
+        lambda row: row.fingerprint == incoming.fingerprint,
+        lambda row: _posted_from_pending(row, incoming),
+        lambda row: _reissued(row, incoming),
+    ):
+        found = [item for item in candidates if test(item.row)]
+        if found:
+            return min(found, key=lambda item: abs((item.row.date - incoming.date).days))
+    return None
+
+
+def _known_ids(session: Session, account: Account, ids: set[str]) -> dict[str, Transaction]:
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(Transaction).where(
+            Transaction.account_id == account.id, Transaction.provider_id.in_(sorted(ids))
+        )
+    ).all()
+    return {row.provider_id: row for row in rows if row.provider_id}

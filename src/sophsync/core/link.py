@@ -1,0 +1,188 @@
+"""Linking what Sophtron reports (provider accounts) to the household's local accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import BadInput, Conflict, NotFound
+from ..settings import MAX_HISTORY_DAYS
+from ..store.models import Account, AccountType, Connection, ProviderAccount
+from .app import Core
+from .families import Actor, require_admin
+
+
+@dataclass(frozen=True)
+class ProviderAccountView:
+    id: int
+    connection_id: int
+    name: str
+    mask: str
+    kind: AccountType
+    provider_type: str | None
+    provider_subtype: str | None
+    currency: str
+    balance_minor: int | None
+    linked_account_id: int | None
+
+
+def _provider_account(session: Session, actor: Actor, provider_account_id: int) -> ProviderAccount:
+    row = session.get(ProviderAccount, provider_account_id)
+    if row is None or row.connection.family_id != actor.family_id:
+        raise NotFound(f"No provider account {provider_account_id} in your family")
+    return row
+
+
+def _account(session: Session, actor: Actor, account_id: int) -> Account:
+    row = session.get(Account, account_id)
+    if row is None or row.family_id != actor.family_id:
+        raise NotFound(f"No account {account_id} in your family")
+    return row
+
+
+def _view(row: ProviderAccount) -> ProviderAccountView:
+    return ProviderAccountView(
+        row.id,
+        row.connection_id,
+        row.name,
+        row.mask,
+        AccountType(row.kind),
+        row.provider_type,
+        row.provider_subtype,
+        row.currency,
+        row.balance_minor,
+        row.account.id if row.account is not None else None,
+    )
+
+
+def provider_accounts(
+    core: Core, actor: Actor, connection_id: int | None = None
+) -> list[ProviderAccountView]:
+    with core.session() as session:
+        query = (
+            select(ProviderAccount)
+            .join(Connection)
+            .where(Connection.family_id == actor.family_id)
+            .order_by(ProviderAccount.id)
+        )
+        if connection_id is not None:
+            query = query.where(ProviderAccount.connection_id == connection_id)
+        return [_view(row) for row in session.scalars(query)]
+
+
+def start_date(core: Core, sync_start_date: dt.date | None, history_days: int | None) -> dt.date:
+    """The first day to import for a new link: a date, or N days back (default: settings)."""
+    today = core.today()
+    earliest = today - dt.timedelta(days=MAX_HISTORY_DAYS)
+    if sync_start_date is not None:
+        if sync_start_date > today:
+            raise BadInput("The sync start date cannot be in the future", field="sync_start_date")
+        if sync_start_date < earliest:
+            raise BadInput(
+                f"Sophtron keeps at most 3 years of history: start on {earliest} or later",
+                field="sync_start_date",
+            )
+        return sync_start_date
+    days = core.settings.history_days if history_days is None else history_days
+    if not 1 <= days <= MAX_HISTORY_DAYS:
+        raise BadInput(
+            f"history_days must be between 1 and {MAX_HISTORY_DAYS}", field="history_days"
+        )
+    return today - dt.timedelta(days=days)
+
+
+def link_new(
+    core: Core,
+    actor: Actor,
+    provider_account_id: int,
+    *,
+    name: str | None = None,
+    type: AccountType | None = None,
+    subtype: str | None = None,
+    sync_start_date: dt.date | None = None,
+    history_days: int | None = None,
+    invert_sign: bool = False,
+) -> int:
+    """Link a provider account to a new local account; returns the new account's id."""
+    require_admin(actor, "link accounts")
+    first_day = start_date(core, sync_start_date, history_days)
+    with core.session() as session:
+        source = _provider_account(session, actor, provider_account_id)
+        if source.account is not None:
+            raise Conflict(
+                f"{source.name} is linked already (account {source.account.id})",
+                code="linked_already",
+            )
+        account = Account(
+            family_id=actor.family_id,
+            name=(name or source.name).strip() or source.name,
+            type=AccountType(type or source.kind).value,
+            subtype=subtype if subtype is not None else source.provider_subtype,
+            currency=source.currency,
+            balance_minor=(source.balance_minor or 0) * (-1 if invert_sign else 1),
+            available_minor=source.available_minor,
+            balance_at=core.now(),
+            provider_account_id=source.id,
+            invert_sign=invert_sign,
+            sync_start_date=first_day,
+        )
+        session.add(account)
+        session.flush()
+        return account.id
+
+
+def link_existing(
+    core: Core,
+    actor: Actor,
+    provider_account_id: int,
+    account_id: int,
+    *,
+    sync_start_date: dt.date | None = None,
+) -> None:
+    """Link a provider account to an existing unlinked local account (keeping its history)."""
+    require_admin(actor, "link accounts")
+    with core.session() as session:
+        source = _provider_account(session, actor, provider_account_id)
+        account = _account(session, actor, account_id)
+        if source.account is not None:
+            raise Conflict(
+                f"{source.name} is linked already (account {source.account.id})",
+                code="linked_already",
+            )
+        if account.provider_account_id is not None:
+            raise Conflict(
+                f"Account {account.name} is linked already; unlink it first", code="linked_already"
+            )
+        if account.currency != source.currency:
+            raise BadInput(
+                f"{account.name} is in {account.currency} but {source.name} is in "
+                f"{source.currency}",
+                field="account_id",
+            )
+        account.provider_account_id = source.id
+        if sync_start_date is not None or account.sync_start_date is None:
+            account.sync_start_date = start_date(core, sync_start_date, None)
+
+
+def unlink(core: Core, actor: Actor, account_id: int) -> None:
+    """Stop syncing an account; its transactions and history stay."""
+    require_admin(actor, "unlink accounts")
+    with core.session() as session:
+        account = _account(session, actor, account_id)
+        if account.provider_account_id is None:
+            raise Conflict(f"Account {account.name} is not linked", code="not_linked")
+        account.provider_account_id = None
+
+
+def link_all(
+    core: Core, actor: Actor, connection_id: int | None = None, history_days: int | None = None
+) -> list[int]:
+    """Link every unlinked provider account to a new local account of the guessed type."""
+    return [
+        link_new(core, actor, item.id, history_days=history_days)
+        for item in provider_accounts(core, actor, connection_id)
+        if item.linked_account_id is None
+    ]

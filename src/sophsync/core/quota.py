@@ -1,0 +1,76 @@
+"""Counting Sophtron requests per family and month, against a budget."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import QuotaExceeded
+from ..store.models import RequestUsage
+from .app import Core
+
+
+def month_of(moment: dt.datetime | dt.date) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+class RequestMeter:
+    """Counts the requests a piece of work sends; :meth:`flush` adds them to the month's usage.
+
+    Pass :meth:`count` as the SDK client's ``on_request``: it sees every HTTP request, retries
+    included.
+    """
+
+    def __init__(self, core: Core, family_id: int) -> None:
+        self.core = core
+        self.family_id = family_id
+        self.total = 0
+        self._unflushed = 0
+
+    def count(self, route: str) -> None:
+        self.total += 1
+        self._unflushed += 1
+
+    def flush(self, session: Session) -> None:
+        if not self._unflushed:
+            return
+        add_usage(session, self.family_id, month_of(self.core.now()), self._unflushed)
+        self._unflushed = 0
+
+
+def add_usage(session: Session, family_id: int, month: str, count: int) -> None:
+    usage = session.scalar(
+        select(RequestUsage)
+        .where(RequestUsage.family_id == family_id, RequestUsage.month == month)
+        .with_for_update()
+    )
+    if usage is None:
+        session.add(RequestUsage(family_id=family_id, month=month, count=count))
+    else:
+        usage.count += count
+
+
+def usage(core: Core, family_id: int, month: str | None = None) -> int:
+    """Requests spent by a family in a month (default: this month)."""
+    with core.session() as session:
+        count = session.scalar(
+            select(RequestUsage.count).where(
+                RequestUsage.family_id == family_id,
+                RequestUsage.month == (month or month_of(core.now())),
+            )
+        )
+        return count or 0
+
+
+def check_budget(core: Core, family_id: int) -> None:
+    """Refuse scheduled work once the month's budget is spent."""
+    spent = usage(core, family_id)
+    budget = core.settings.monthly_budget
+    if spent >= budget:
+        raise QuotaExceeded(
+            f"This month's Sophtron request budget is spent ({spent} of {budget}). Scheduled "
+            "syncs resume next month; raise SOPHSYNC_MONTHLY_BUDGET if your Sophtron plan "
+            "allows more, or sync by hand."
+        )

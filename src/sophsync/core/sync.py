@@ -1,0 +1,458 @@
+"""Syncing a connection: refresh at Sophtron, then read balances and transactions, then import.
+
+One sync of one connection, under a lock held in the database so that two syncs of one login never
+overlap, whichever process runs them:
+
+1. Refresh: one ``RefreshUserInstitution`` for the whole login, skipped when a Sophtron job for
+   it succeeded within the last ``FRESH_SECONDS`` (right after connecting). When the refresh asks
+   for MFA the connection becomes ``requires_update`` with the challenge stored and the run ends
+   ``needs_input``; once a person answers, the next sync picks the same job up again.
+2. Read: one ``GetUserInstitutionAccounts`` for every balance, then one
+   ``GetTransactionsByTransactionDate`` per linked account for the window
+   [max(sync start date, last successful sync - overlap), today + 1].
+3. Import (see ``importer``), record balance history, and a sync run with its counts and the
+   Sophtron requests it spent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from ..errors import NeedsUser, NotFound, QuotaExceeded, Retryable, SophsyncError
+from ..sophtron import Client, JobState, SophtronError, job_status
+from ..store.models import (
+    Account,
+    BalanceHistory,
+    Connection,
+    ConnectionStatus,
+    ProviderAccount,
+    RunStatus,
+    SyncRun,
+)
+from .app import Core, load
+from .connect import apply_job_status, archive, upsert_provider_accounts
+from .credentials import family_client, sophtron_error
+from .families import Actor, require_admin
+from .importer import ImportCounts, import_transactions
+from .quota import RequestMeter, check_budget
+
+#: A login whose Sophtron job succeeded this recently is not refreshed again.
+FRESH_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class SyncRunView:
+    id: int
+    connection_id: int | None
+    trigger: str
+    status: RunStatus
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    requests: int
+    error: str | None
+    error_code: str | None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    window_start: dt.date | None
+    window_end: dt.date | None
+
+    @classmethod
+    def of(cls, run: SyncRun) -> SyncRunView:
+        return cls(
+            run.id,
+            run.connection_id,
+            run.trigger,
+            RunStatus(run.status),
+            run.added,
+            run.updated,
+            run.unchanged,
+            run.removed,
+            run.requests,
+            run.error,
+            run.error_code,
+            run.started_at,
+            run.finished_at,
+            run.window_start,
+            run.window_end,
+        )
+
+
+@dataclass
+class Poller:
+    """How a sync waits for a Sophtron job: intervals growing from ``interval`` to ``maximum``."""
+
+    interval: float = 2.0
+    maximum: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, polls: int) -> float:
+        return min(self.maximum, self.interval * 1.5**polls)
+
+
+def acquire_lock(core: Core, connection_id: int, owner: str) -> bool:
+    """Take the connection's sync lock (atomic in the database); False when someone holds it."""
+    now = core.now()
+    expires = now + dt.timedelta(seconds=core.settings.lock_seconds)
+    with core.session() as session:
+        result = session.execute(
+            update(Connection)
+            .where(
+                Connection.id == connection_id,
+                or_(Connection.lock_owner.is_(None), Connection.lock_expires_at < now),
+            )
+            .values(lock_owner=owner, lock_expires_at=expires)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_lock(core: Core, connection_id: int, owner: str) -> None:
+    with core.session() as session:
+        session.execute(
+            update(Connection)
+            .where(Connection.id == connection_id, Connection.lock_owner == owner)
+            .values(lock_owner=None, lock_expires_at=None)
+        )
+
+
+def sync_connection(
+    core: Core,
+    connection_id: int,
+    *,
+    trigger: str = "manual",
+    backfill_from: dt.date | None = None,
+    poller: Poller | None = None,
+    owner: str | None = None,
+) -> SyncRunView:
+    """Sync one connection now. Raises :class:`Retryable` when another sync holds its lock."""
+    owner = owner or f"sync-{uuid.uuid4()}"
+    with core.session() as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None:
+            raise NotFound(f"No connection {connection_id}")
+        family_id = connection.family_id
+    if not acquire_lock(core, connection_id, owner):
+        raise Retryable(
+            f"Connection {connection_id} is being synced already",
+            retry_after=30,
+            code="sync_in_progress",
+        )
+    try:
+        return _sync_locked(
+            core, connection_id, family_id, trigger, backfill_from, poller or Poller()
+        )
+    finally:
+        release_lock(core, connection_id, owner)
+
+
+def _start_run(core: Core, family_id: int, connection_id: int, trigger: str) -> int:
+    with core.session() as session:
+        run = SyncRun(
+            family_id=family_id,
+            connection_id=connection_id,
+            trigger=trigger,
+            status=RunStatus.RUNNING.value,
+            started_at=core.now(),
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _finish(
+    core: Core,
+    run_id: int,
+    meter: RequestMeter,
+    status: RunStatus,
+    error: SophsyncError | None = None,
+) -> SyncRunView:
+    with core.session() as session:
+        run = load(session, SyncRun, run_id)
+        meter.flush(session)
+        run.status = status.value
+        run.requests = meter.total
+        run.finished_at = core.now()
+        if error is not None:
+            run.error = error.message
+            run.error_code = error.code
+        return SyncRunView.of(run)
+
+
+def _sync_locked(
+    core: Core,
+    connection_id: int,
+    family_id: int,
+    trigger: str,
+    backfill_from: dt.date | None,
+    poller: Poller,
+) -> SyncRunView:
+    run_id = _start_run(core, family_id, connection_id, trigger)
+    meter = RequestMeter(core, family_id)
+    try:
+        if trigger == "scheduled":
+            check_budget(core, family_id)
+        with core.session() as session:
+            connection = load(session, Connection, connection_id)
+            _check_syncable(connection)
+        with family_client(core, family_id, meter.count) as client:
+            try:
+                if not _refresh(core, client, connection_id, run_id, poller):
+                    return _finish(
+                        core,
+                        run_id,
+                        meter,
+                        RunStatus.NEEDS_INPUT,
+                        NeedsUser(
+                            "The bank asks for verification before it can sync: answer it, and the "
+                            "sync resumes.",
+                            code="requires_update",
+                        ),
+                    )
+                counts = _read(core, client, connection_id, run_id, backfill_from, meter)
+            except SophtronError as error:
+                raise sophtron_error(error) from None
+        with core.session() as session:
+            run = load(session, SyncRun, run_id)
+            connection = load(session, Connection, connection_id)
+            run.added, run.updated = counts.added, counts.updated
+            run.unchanged, run.removed = counts.unchanged, counts.removed
+            connection.last_success_at = core.now()
+            connection.last_error = connection.last_error_code = None
+        return _finish(core, run_id, meter, RunStatus.SUCCEEDED)
+    except SophsyncError as error:
+        with core.session() as session:
+            failed = session.get(Connection, connection_id)
+            if failed is not None and not isinstance(error, QuotaExceeded):
+                failed.last_error = error.message
+                failed.last_error_code = error.code
+        return _finish(core, run_id, meter, RunStatus.FAILED, error)
+
+
+def _check_syncable(connection: Connection) -> None:
+    status = ConnectionStatus(connection.status)
+    resuming = (
+        connection.job_purpose == "sync"
+        and connection.job_id is not None
+        and (status is ConnectionStatus.CONNECTING)
+    )
+    if status is ConnectionStatus.CONNECTED or resuming:
+        return
+    if status is ConnectionStatus.REQUIRES_UPDATE:
+        raise NeedsUser(
+            f"{connection.institution_name} needs a person: answer the bank's question or "
+            "reconnect, then sync again.",
+            code="requires_update",
+        )
+    raise NeedsUser(
+        f"{connection.institution_name} is not connected ({status.value}); finish connecting it "
+        "first.",
+        code="not_connected",
+    )
+
+
+def _refresh(core: Core, client: Client, connection_id: int, run_id: int, poller: Poller) -> bool:
+    """Have Sophtron refresh the login; False when the refresh waits for a person."""
+    with core.session() as session:
+        connection = load(session, Connection, connection_id)
+        resuming = connection.job_purpose == "sync" and connection.job_id is not None
+        fresh = (
+            connection.data_fresh_at is not None
+            and (core.now() - connection.data_fresh_at).total_seconds() < FRESH_SECONDS
+        )
+        if fresh and not resuming:
+            return True
+        login_id = connection.provider_login_id
+        job_id = connection.job_id if resuming else None
+    if job_id is None:
+        assert login_id is not None
+        job_id = client.refresh_user_institution(login_id).job_id
+        with core.session() as session:
+            connection = load(session, Connection, connection_id)
+            connection.job_id = job_id
+            connection.job_purpose = "sync"
+            connection.job_started_at = core.now()
+    deadline = time.monotonic() + core.settings.connect_timeout_seconds
+    polls = 0
+    while True:
+        job = client.get_job_information_by_id(job_id)
+        status = job_status(job)
+        with core.session() as session:
+            connection = load(session, Connection, connection_id)
+            archive(core, session, connection, run_id, "GetJobInformationByID", job)
+            if status.state is JobState.RUNNING:
+                connection.status = ConnectionStatus.CONNECTING.value
+            else:
+                apply_job_status(core, session, client, connection, status, run_id)
+            if status.state is JobState.NEEDS_INPUT:
+                return False
+            if status.state is JobState.SUCCEEDED:
+                connection.job_id = None
+                connection.job_purpose = None
+                return True
+            if status.state in {JobState.FAILED, JobState.TIMED_OUT}:
+                connection.job_id = None
+                connection.job_purpose = None
+                message = connection.last_error or "The bank refresh failed."
+                code = connection.last_error_code or "refresh_failed"
+                if connection.status == ConnectionStatus.FAILED.value:
+                    connection.status = ConnectionStatus.CONNECTED.value
+                needs_person = connection.status == ConnectionStatus.REQUIRES_UPDATE.value
+        if status.state in {JobState.FAILED, JobState.TIMED_OUT}:
+            if needs_person:
+                raise NeedsUser(message, code=code)
+            raise Retryable(message, code=code)
+        if time.monotonic() >= deadline:
+            with core.session() as session:
+                connection = load(session, Connection, connection_id)
+                connection.status = ConnectionStatus.CONNECTED.value
+                connection.job_id = None
+                connection.job_purpose = None
+            raise Retryable(
+                "The bank did not finish refreshing in time; the next sync tries again.",
+                code="refresh_timeout",
+            )
+        poller.sleep(poller.delay(polls))
+        polls += 1
+
+
+def window(core: Core, account: Account, backfill_from: dt.date | None) -> tuple[dt.date, dt.date]:
+    """The dates to read for an account: see the module docstring."""
+    today = core.today()
+    start = account.sync_start_date or (today - dt.timedelta(days=core.settings.history_days))
+    if account.last_synced_at is not None and backfill_from is None:
+        resume = account.last_synced_at.date() - dt.timedelta(days=core.settings.overlap_days)
+        start = max(start, resume)
+    if backfill_from is not None:
+        start = min(start, backfill_from)
+    return start, today + dt.timedelta(days=1)
+
+
+def _read(
+    core: Core,
+    client: Client,
+    connection_id: int,
+    run_id: int,
+    backfill_from: dt.date | None,
+    meter: RequestMeter,
+) -> ImportCounts:
+    with core.session() as session:
+        connection = load(session, Connection, connection_id)
+        assert connection.provider_login_id is not None
+        login_id = connection.provider_login_id
+    found = client.get_user_institution_accounts(login_id)
+    counts = ImportCounts()
+    with core.session() as session:
+        connection = load(session, Connection, connection_id)
+        archive(core, session, connection, run_id, "GetUserInstitutionAccounts", found)
+        provider_rows = upsert_provider_accounts(core, session, connection, found)
+        linked = [
+            (row.provider_account_id, row.account.id)
+            for row in provider_rows
+            if row.account is not None
+        ]
+        for row in provider_rows:
+            if row.account is not None:
+                _update_balance(core, session, row.account, row)
+    first_day, last_day = None, None
+    for provider_account_id, account_id in linked:
+        with core.session() as session:
+            account = load(session, Account, account_id)
+            start, end = window(core, account, backfill_from)
+        transactions = client.get_transactions_by_transaction_date(provider_account_id, start, end)
+        with core.session() as session:
+            account = load(session, Account, account_id)
+            connection = load(session, Connection, connection_id)
+            archive(
+                core, session, connection, run_id, "GetTransactionsByTransactionDate", transactions
+            )
+            counts += import_transactions(session, account, transactions, start, end)
+            account.last_synced_at = core.now()
+            if backfill_from is not None and (
+                account.sync_start_date is None or backfill_from < account.sync_start_date
+            ):
+                account.sync_start_date = backfill_from
+            meter.flush(session)
+        first_day = start if first_day is None else min(first_day, start)
+        last_day = end if last_day is None else max(last_day, end)
+    with core.session() as session:
+        run = load(session, SyncRun, run_id)
+        run.window_start, run.window_end = first_day, last_day
+    return counts
+
+
+def _update_balance(
+    core: Core, session: Session, account: Account, source: ProviderAccount
+) -> None:
+    sign = -1 if account.invert_sign else 1
+    if source.balance_minor is None:
+        return
+    account.balance_minor = sign * source.balance_minor
+    account.available_minor = (
+        None if source.available_minor is None else sign * source.available_minor
+    )
+    account.balance_at = core.now()
+    today = core.today()
+    entry = session.scalar(
+        select(BalanceHistory).where(
+            BalanceHistory.account_id == account.id, BalanceHistory.date == today
+        )
+    )
+    if entry is None:
+        session.add(
+            BalanceHistory(
+                account_id=account.id,
+                date=today,
+                balance_minor=account.balance_minor,
+                available_minor=account.available_minor,
+            )
+        )
+    else:
+        entry.balance_minor = account.balance_minor
+        entry.available_minor = account.available_minor
+
+
+def sync_family(
+    core: Core,
+    actor: Actor,
+    *,
+    trigger: str = "manual",
+    backfill_from: dt.date | None = None,
+    poller: Poller | None = None,
+) -> list[SyncRunView]:
+    """Sync every connection of the actor's family (admins only)."""
+    require_admin(actor, "start a sync")
+    with core.session() as session:
+        ids = list(
+            session.scalars(
+                select(Connection.id)
+                .where(Connection.family_id == actor.family_id)
+                .order_by(Connection.id)
+            )
+        )
+    if not ids:
+        raise NeedsUser(
+            "No institution is connected yet. Connect a bank first.", code="no_connections"
+        )
+    return [
+        sync_connection(core, cid, trigger=trigger, backfill_from=backfill_from, poller=poller)
+        for cid in ids
+    ]
+
+
+def sync_runs(core: Core, actor: Actor, limit: int = 50) -> list[SyncRunView]:
+    with core.session() as session:
+        rows = session.scalars(
+            select(SyncRun)
+            .where(SyncRun.family_id == actor.family_id)
+            .order_by(SyncRun.id.desc())
+            .limit(limit)
+        )
+        return [SyncRunView.of(row) for row in rows]
