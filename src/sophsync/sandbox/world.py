@@ -37,7 +37,8 @@ class LoginOptions:
     Special usernames (any case, anywhere in the username):
     ``bad-password`` (or the password ``wrong``) fails at login; ``institution-error`` fails
     with an institution error; ``never-finishes`` leaves every job running forever;
-    ``mfa-again`` asks the bank's MFA again on each refresh after the first connection.
+    ``mfa-again`` asks the bank's MFA again on each refresh after the first connection;
+    ``no-accounts`` connects but holds no account.
     Options as ``key=value`` words, separated by ``+``, ``;`` or ``,``: ``accounts=N`` (1-12
     accounts), ``years=Y`` (history length, default 2), ``daily=X`` (card purchases a day,
     default 1), ``job-seconds=S`` (this login's job step time).
@@ -51,6 +52,7 @@ class LoginOptions:
     institution_error: bool = False
     never_finishes: bool = False
     mfa_again: bool = False
+    no_accounts: bool = False
 
     @classmethod
     def parse(cls, username: str, password: str = "") -> LoginOptions:
@@ -78,6 +80,7 @@ class LoginOptions:
             institution_error="institution-error" in lowered,
             never_finishes="never-finishes" in lowered,
             mfa_again="mfa-again" in lowered,
+            no_accounts="no-accounts" in lowered,
         )
 
 
@@ -255,7 +258,7 @@ class LoginData:
         self.institution = institution
         self.options = options
         rng = random.Random(f"login:{self.key}")
-        templates = _templates(options.accounts)
+        templates = () if options.no_accounts else _templates(options.accounts)
         history = dt.timedelta(days=max(1, round(options.years * 365.25)))
         opened = today - history
         self.employer = rng.choice(_EMPLOYERS)
