@@ -1,39 +1,46 @@
-"""The demo: a full Sophtron flow against an in-process sandbox, narrated on a console.
+"""The demo: sophsync's whole flow against an in-process sandbox, narrated on a console.
 
-Starts a sandbox with fresh credentials, then uses the SDK as an application would: verify the
-credentials, search an institution, log in and answer every MFA prompt, list the accounts and
-their transactions, move the sandbox clock and refresh, and do the same through the v2 customer
-API. Needs no configuration and no network.
+Starts a local Sophtron with fresh credentials and an embedded SQLite store in a data folder,
+creates a family and its admin, saves the Sophtron credentials, connects "Sophtron Bank"
+answering every MFA step, links every account, syncs through the job queue, moves the sandbox
+clock a week, syncs again, and checks that the local copy equals the sandbox's truth. Needs no
+configuration and no network.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import func, select
 
+from .core import connect, credentials, families, link, quota
+from .core.app import Core
+from .core.importer import to_decimal
+from .jobs import LocalQueue, Worker, defer_sync
 from .sandbox import SandboxConfig, SandboxServer, new_credentials
+from .settings import Settings
 from .sophtron import (
-    Account,
     CaptchaPrompt,
-    Client,
-    JobState,
-    JobStatus,
     PhoneConfirmationPrompt,
     Prompt,
     SecurityQuestionsPrompt,
     TokenInputPrompt,
     TokenMethodPrompt,
 )
+from .store.models import Account, SyncRun, Transaction, TxnStatus
 
 DEMO_BANK = "Sophtron Bank"
-DEMO_USERNAME = "demo-household"
+#: Half a year of history, so that the default window holds all of it.
+DEMO_USERNAME = "demo-household+years=0.3"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - a sandbox login, accepted by any test bank
+DEMO_ADMIN = "admin@demo.sophsync.invalid"
 
 
 @dataclass
@@ -41,15 +48,9 @@ class DemoResult:
     prompts: list[str] = field(default_factory=list)
     accounts: int = 0
     transactions: int = 0
-    new_after_refresh: int = 0
-    v2_accounts: int = 0
+    runs: list[tuple[int, int, int, int, int]] = field(default_factory=list)
     requests: int = 0
-
-
-def _money(amount: Decimal | None, currency: str) -> str:
-    if amount is None:
-        return "-"
-    return f"{amount:,.2f} {currency}"
+    matches_truth: bool = False
 
 
 def _answer_for(prompt: Prompt, output: Path, console: Console) -> str | list[str] | bool:
@@ -82,38 +83,93 @@ def _answer_for(prompt: Prompt, output: Path, console: Console) -> str | list[st
     raise TypeError(prompt)
 
 
-def _connect(
-    client: Client, institution_id: str, output: Path, console: Console, result: DemoResult
-) -> str:
-    tracker = client.create_user_institution(institution_id, DEMO_USERNAME, DEMO_PASSWORD)
-    console.print(f"Login started: job {tracker.job_id}")
-    status: JobStatus = client.wait_for_job(tracker.job_id)
-    while status.state is JobState.NEEDS_INPUT and status.prompt is not None:
-        result.prompts.append(status.prompt.kind)
-        client.answer_prompt(
-            tracker.job_id, status.prompt, _answer_for(status.prompt, output, console)
-        )
-        status = client.wait_for_job(tracker.job_id)
-    console.print(f"[green]{status.message}[/] ({len(result.prompts)} MFA steps answered)")
-    assert tracker.login_id is not None
-    return tracker.login_id
+def _money(minor: int | None, currency: str) -> str:
+    return "-" if minor is None else f"{to_decimal(minor, currency):,.2f} {currency}"
 
 
-def _accounts_table(accounts: list[Account]) -> Table:
-    table = Table(title="Accounts found")
-    for column in ("Account", "Type", "Kind", "Number", "Balance", "Available", "Due"):
-        table.add_column(column, justify="right" if column in {"Balance", "Available"} else "left")
-    for account in accounts:
-        table.add_row(
-            account.account_name or "",
-            account.account_type or "",
-            account.kind.value,
-            f"...{account.mask}",
-            _money(account.balance, account.currency),
-            _money(account.available_balance, account.currency),
-            account.due_date.isoformat() if account.due_date else "",
-        )
-    return table
+def _accounts_table(core: Core, family_id: int) -> tuple[Table, int]:
+    table = Table(title="Accounts in sophsync")
+    for column in ("Account", "Type", "Balance", "Available", "Transactions", "Pending"):
+        table.add_column(column, justify="left" if column in {"Account", "Type"} else "right")
+    total = 0
+    with core.session() as session:
+        accounts = session.scalars(
+            select(Account).where(Account.family_id == family_id).order_by(Account.id)
+        ).all()
+        for account in accounts:
+            active = (Transaction.account_id == account.id) & (
+                Transaction.status == TxnStatus.ACTIVE.value
+            )
+            count = session.scalar(select(func.count()).where(active)) or 0
+            pending = session.scalar(select(func.count()).where(active, Transaction.pending)) or 0
+            total += count
+            table.add_row(
+                account.name,
+                account.type,
+                _money(account.balance_minor, account.currency),
+                _money(account.available_minor, account.currency),
+                str(count),
+                str(pending),
+            )
+    return table, total
+
+
+def _runs_table(core: Core) -> tuple[Table, list[tuple[int, int, int, int, int]]]:
+    table = Table(title="Sync runs")
+    for column in (
+        "Run",
+        "Trigger",
+        "Status",
+        "Added",
+        "Updated",
+        "Unchanged",
+        "Removed",
+        "Requests",
+    ):
+        table.add_column(column, justify="left" if column in {"Trigger", "Status"} else "right")
+    rows = []
+    with core.session() as session:
+        for run in session.scalars(select(SyncRun).order_by(SyncRun.id)):
+            table.add_row(
+                str(run.id),
+                run.trigger,
+                run.status,
+                str(run.added),
+                str(run.updated),
+                str(run.unchanged),
+                str(run.removed),
+                str(run.requests),
+            )
+            rows.append((run.added, run.updated, run.unchanged, run.removed, run.requests))
+    return table, rows
+
+
+def local_copy(core: Core) -> dict[str, set[tuple[str, int, bool]]]:
+    """Every active transaction by account name: (provider id, amount in cents, pending)."""
+    with core.session() as session:
+        rows = session.execute(
+            select(
+                Account.name, Transaction.provider_id, Transaction.amount_minor, Transaction.pending
+            )
+            .join(Account, Transaction.account_id == Account.id)
+            .where(Transaction.status == TxnStatus.ACTIVE.value)
+        ).all()
+    copy: dict[str, set[tuple[str, int, bool]]] = {}
+    for name, provider_id, amount, pending in rows:
+        copy.setdefault(name, set()).add((provider_id or "", amount, pending))
+    return copy
+
+
+def truth_copy(logins: Sequence[dict[str, Any]]) -> dict[str, set[tuple[str, int, bool]]]:
+    """The same view of the sandbox's ``/_sandbox/truth``."""
+    return {
+        account["AccountName"]: {
+            (t["TransactionID"], round(t["Amount"] * 100), t["Status"] == "Pending")
+            for t in account["Transactions"]
+        }
+        for login in logins
+        for account in login["Accounts"]
+    }
 
 
 def run_demo(
@@ -124,109 +180,92 @@ def run_demo(
     today: dt.date | None = None,
     job_seconds: float = 0.1,
 ) -> DemoResult:
-    """Run the whole flow; raises a :class:`~sophsync.sophtron.SophtronError` if any step fails."""
+    """Run the whole flow; raises a :class:`~sophsync.errors.SophsyncError` if a step fails."""
     output.mkdir(parents=True, exist_ok=True)
+    result = DemoResult()
     user_id, access_key = new_credentials()
     config = SandboxConfig(
         users={user_id: access_key}, seed=seed, today=today, job_seconds=job_seconds
     )
-    result = DemoResult()
-    with (
-        SandboxServer(config) as server,
-        Client(
-            user_id, access_key, base_url=server.url, poll_interval=0.1, max_poll_interval=0.5
-        ) as client,
-    ):
-        console.rule("sophsync demo: the Sophtron SDK against the local sandbox")
-        console.print(f"Sandbox at {server.url} (world date {server.app.state.today}, seed {seed})")
-        console.print(f"Credentials check: {client.health_check_auth()!r}")
-
-        banks = client.get_institution_by_name("sophtron bank")
-        console.print(
-            f"Search 'sophtron bank': {len(banks)} institutions: "
-            + ", ".join(b.institution_name or "?" for b in banks)
-        )
-        bank = next(b for b in banks if b.institution_name == DEMO_BANK)
-
-        console.rule(f"Connect to {bank.institution_name}")
-        login_id = _connect(client, bank.institution_id, output, console, result)
-
-        accounts = client.get_user_institution_accounts(login_id)
-        result.accounts = len(accounts)
-        console.print(_accounts_table(accounts))
-
-        today_ = server.app.state.today
-        start = today_ - dt.timedelta(days=90)
-        counts = Table(title=f"Transactions {start} .. {today_}")
-        for column in ("Account", "Transactions", "Pending", "In", "Out"):
-            counts.add_column(column, justify="left" if column == "Account" else "right")
-        for account in accounts:
-            rows = client.get_transactions_by_transaction_date(account.account_id, start, today_)
-            result.transactions += len(rows)
-            money_in = sum((t.amount for t in rows if t.amount and t.amount > 0), Decimal(0))
-            money_out = sum((t.amount for t in rows if t.amount and t.amount < 0), Decimal(0))
-            counts.add_row(
-                account.account_name or "",
-                str(len(rows)),
-                str(sum(t.pending for t in rows)),
-                _money(money_in, account.currency),
-                _money(money_out, account.currency),
+    with SandboxServer(config) as server:
+        world_day = server.app.state.today
+        clock = [dt.datetime.combine(world_day, dt.time(12), dt.UTC)]
+        data_dir = output / "data"
+        for stale in data_dir.glob("sophsync.db*"):
+            stale.unlink()
+        settings = Settings(data_dir=data_dir, sophtron_base_url=server.url)
+        core = Core.open(settings, clock=lambda: clock[0], poll_interval=0.1, max_poll_interval=0.5)
+        try:
+            console.rule("sophsync demo: a household's bank sync against the local sandbox")
+            console.print(
+                f"Sandbox at {server.url} (world date {world_day}, seed {seed}); "
+                f"store: {settings.url}"
             )
-        console.print(counts)
-
-        checking = accounts[0]
-        latest = client.get_transactions_by_transaction_date(
-            checking.account_id, today_ - dt.timedelta(days=10), today_
-        )
-        recent = Table(title=f"Latest in {checking.account_name}")
-        for column in ("Date", "Description", "Amount", "Status"):
-            recent.add_column(column, justify="right" if column == "Amount" else "left")
-        for row in latest[-8:]:
-            recent.add_row(
-                str(row.booked_on),
-                row.description or "",
-                _money(row.amount, row.currency),
-                row.status or "",
+            admin = families.create_family(core, "Demo family", DEMO_ADMIN, "demo-admin-password")
+            console.print(f"Family 'Demo family' created with admin {DEMO_ADMIN}.")
+            status = credentials.save_credentials(core, admin, user_id, access_key)
+            console.print(
+                f"Sophtron credentials verified and saved (encrypted); customer "
+                f"{status.customer_id}."
             )
-        console.print(recent)
 
-        console.rule("A week later")
-        httpx.post(f"{server.root}/_sandbox/advance", json={"days": 7}).raise_for_status()
-        before = {t.provider_id for t in latest}
-        job = client.refresh_user_institution(login_id)
-        client.wait_for_job(job.job_id)
-        after = client.get_transactions_by_transaction_date(
-            checking.account_id, today_ - dt.timedelta(days=10), today_ + dt.timedelta(days=7)
-        )
-        result.new_after_refresh = len({t.provider_id for t in after} - before)
-        console.print(
-            f"Refreshed {checking.account_name}: {result.new_after_refresh} new or "
-            f"changed transactions, {sum(t.pending for t in after)} still pending."
-        )
+            console.rule(f"Connect {DEMO_BANK}")
+            bank = next(
+                b
+                for b in connect.search_institutions(core, admin, DEMO_BANK)
+                if b.institution_name == DEMO_BANK
+            )
+            view = connect.start_connection(
+                core,
+                admin,
+                bank.institution_id,
+                DEMO_USERNAME,
+                DEMO_PASSWORD,
+                institution_name=DEMO_BANK,
+            )
+            while True:
+                view = connect.wait_for_connection(core, view.id, interval=0.1, timeout=60)
+                if view.prompt is None:
+                    break
+                result.prompts.append(view.prompt.kind)
+                view = connect.answer_challenge(
+                    core, admin, view.id, _answer_for(view.prompt, output, console)
+                )
+            console.print(f"[green]{view.message}[/] ({len(result.prompts)} MFA steps answered)")
 
-        console.rule("The v2 customer API")
-        customer = client.create_customer("sophsync-demo-family", "Demo family")
-        no_mfa = client.get_institution_by_name("Sophtron Bank NoMFA")[0]
-        member = client.create_member(
-            customer.customer_id,
-            no_mfa.institution_id,
-            DEMO_USERNAME,
-            DEMO_PASSWORD,
-            ["aggregate", "history"],
-        )
-        client.wait_for_job(member.job_id, v2=True)
-        v2_accounts = client.list_member_accounts(customer.customer_id, member.member_id or "")
-        result.v2_accounts = len(v2_accounts)
-        console.print(
-            f"Customer {customer.customer_id} ({customer.customer_name}): member at "
-            f"{no_mfa.institution_name} with {len(v2_accounts)} accounts."
-        )
+            linked = link.link_all(core, admin, view.id)
+            result.accounts = len(linked)
+            console.print(
+                f"Linked {len(linked)} accounts to new local accounts "
+                f"({settings.history_days} days of history)."
+            )
 
-        stats = httpx.get(f"{server.root}/_sandbox/stats").json()
-        result.requests = int(stats["total"])
-        console.rule("Done")
-        console.print(
-            f"{result.accounts} accounts, {result.transactions} transactions in 90 days, "
-            f"{result.requests} Sophtron requests. Captcha image: {output / 'captcha.png'}"
-        )
+            queue = LocalQueue(core)
+            worker = Worker(core, queue)
+            defer_sync(queue, view.id)
+            worker.run_until_idle()
+
+            console.rule("A week later")
+            httpx.post(f"{server.root}/_sandbox/advance", json={"days": 7}).raise_for_status()
+            clock[0] += dt.timedelta(days=7)
+            defer_sync(queue, view.id)
+            worker.run_until_idle()
+
+            table, result.transactions = _accounts_table(core, admin.family_id)
+            console.print(table)
+            runs, result.runs = _runs_table(core)
+            console.print(runs)
+
+            truth = httpx.get(f"{server.root}/_sandbox/truth").json()
+            result.matches_truth = local_copy(core) == truth_copy(truth["Logins"])
+            result.requests = quota.usage(core, admin.family_id)
+            console.rule("Done")
+            verdict = "[green]equals[/]" if result.matches_truth else "[red]DIFFERS FROM[/]"
+            console.print(
+                f"{result.accounts} accounts, {result.transactions} transactions, "
+                f"{result.requests} Sophtron requests this month. The local copy "
+                f"{verdict} the sandbox's truth."
+            )
+        finally:
+            core.close()
     return result

@@ -27,11 +27,14 @@ from ..demo import run_demo
     help="Folder for files the demo writes (the captcha image).",
 )
 def demo(seed: int, today: dt.datetime | None, output: Path) -> None:
-    """Run a full Sophtron flow against a built-in sandbox: no account, no network needed.
+    """Run the whole sophsync flow against a built-in sandbox: no account, no network needed.
 
-    Starts a local Sophtron with fresh credentials, searches "Sophtron Bank", logs in and answers
-    every MFA prompt (captcha, security question, token method, token), lists the accounts and
-    transactions found, advances the sandbox a week and refreshes, then repeats the connection
-    through the v2 customer API.
+    Starts a local Sophtron with fresh credentials and an embedded store in OUTPUT/data, creates
+    a family and its admin, saves the credentials, connects "Sophtron Bank" answering every MFA
+    step (captcha, security question, token method, token), links every account, syncs, moves
+    the sandbox a week ahead, syncs again, and checks the local copy against the sandbox's truth
+    (exit code 1 if they differ).
     """
-    run_demo(Console(), output=output, seed=seed, today=today.date() if today else None)
+    result = run_demo(Console(), output=output, seed=seed, today=today.date() if today else None)
+    if not result.matches_truth:
+        raise click.ClickException("the local copy differs from the sandbox's truth")

@@ -331,3 +331,45 @@ class RequestUsage(Base):
     family_id: Mapped[int] = mapped_column(ForeignKey("family.id", ondelete="CASCADE"))
     month: Mapped[str] = mapped_column(String(7))
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobState(StrEnum):
+    TODO = "todo"
+    DOING = "doing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Job(Base):
+    """A unit of background work for the ``local`` job backend (the embedded default)."""
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_state_run_at", "state", "run_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task: Mapped[str] = mapped_column(String(64))
+    args: Mapped[str] = mapped_column(Text, default="{}")
+    #: Jobs sharing a lock never run at the same time.
+    lock: Mapped[str | None] = mapped_column(String(100), index=True)
+    #: At most one waiting job per queueing lock.
+    queueing_lock: Mapped[str | None] = mapped_column(String(100), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=JobState.TODO.value)
+    run_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(100))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Schedule(Base):
+    """Periodic work already deferred, so that N workers defer each period once."""
+
+    __tablename__ = "schedule"
+    __table_args__ = (UniqueConstraint("name", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    period: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 09:30:28.310320
+Create Date: 2026-11-21 09:32:21.581048
 """
 
 from __future__ import annotations
@@ -25,6 +25,37 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("created_at", sophsync.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_family")),
+    )
+    op.create_table(
+        "job",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("task", sa.String(length=64), nullable=False),
+        sa.Column("args", sa.Text(), nullable=False),
+        sa.Column("lock", sa.String(length=100), nullable=True),
+        sa.Column("queueing_lock", sa.String(length=100), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("run_at", sophsync.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("worker", sa.String(length=100), nullable=True),
+        sa.Column("heartbeat_at", sophsync.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", sophsync.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sophsync.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_job")),
+    )
+    with op.batch_alter_table("job", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_job_lock"), ["lock"], unique=False)
+        batch_op.create_index(batch_op.f("ix_job_queueing_lock"), ["queueing_lock"], unique=False)
+        batch_op.create_index("ix_job_state_run_at", ["state", "run_at"], unique=False)
+
+    op.create_table(
+        "schedule",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("period", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sophsync.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_schedule")),
+        sa.UniqueConstraint("name", "period", name=op.f("uq_schedule_name_period")),
     )
     op.create_table(
         "connection",
@@ -359,4 +390,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_connection_family_id"))
 
     op.drop_table("connection")
+    op.drop_table("schedule")
+    with op.batch_alter_table("job", schema=None) as batch_op:
+        batch_op.drop_index("ix_job_state_run_at")
+        batch_op.drop_index(batch_op.f("ix_job_queueing_lock"))
+        batch_op.drop_index(batch_op.f("ix_job_lock"))
+
+    op.drop_table("job")
     op.drop_table("family")

@@ -1,0 +1,294 @@
+"""The ``local`` job backend: a durable ``job`` table and an in-process worker.
+
+The embedded default (SQLite, one process), and it works on PostgreSQL too. Claiming a job is one
+conditional UPDATE, so several workers never take the same job; jobs that share a ``lock`` never
+run together; a ``queueing_lock`` keeps at most one waiting job per key. A worker writes a
+heartbeat while it works; the reaper puts back jobs whose heartbeat stopped (a killed worker),
+releases the connection locks they held, and the work is simply done again: every task is
+idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from ..core.app import Core
+from ..store.models import Job, JobState, Schedule
+from . import tasks
+
+logger = logging.getLogger("sophsync.jobs")
+
+MAX_ATTEMPTS = 8
+
+
+class LocalQueue:
+    """Defer, claim and finish jobs in the database."""
+
+    def __init__(self, core: Core, *, stall_seconds: float = 60.0) -> None:
+        self.core = core
+        self.stall_seconds = stall_seconds
+
+    def defer(
+        self,
+        task: str,
+        *,
+        lock: str | None = None,
+        queueing_lock: str | None = None,
+        delay: float = 0.0,
+        **args: Any,
+    ) -> int | None:
+        """Queue a task; ``None`` when a job with the same ``queueing_lock`` is waiting."""
+        with self.core.session() as session:
+            if queueing_lock is not None:
+                waiting = session.scalar(
+                    select(Job.id).where(
+                        Job.queueing_lock == queueing_lock, Job.state == JobState.TODO.value
+                    )
+                )
+                if waiting is not None:
+                    return None
+            job = Job(
+                task=task,
+                args=json.dumps(args),
+                lock=lock,
+                queueing_lock=queueing_lock,
+                state=JobState.TODO.value,
+                run_at=self.core.now() + dt.timedelta(seconds=delay),
+            )
+            session.add(job)
+            session.flush()
+            return job.id
+
+    def claim(self, worker: str) -> Job | None:
+        """Take the next due job whose lock is free, or ``None``."""
+        now = self.core.now()
+        running = aliased(Job)
+        lock_busy = exists().where(
+            and_(running.lock == Job.lock, running.state == JobState.DOING.value)
+        )
+        with self.core.session() as session:
+            candidates = session.scalars(
+                select(Job.id)
+                .where(Job.state == JobState.TODO.value, Job.run_at <= now)
+                .where((Job.lock.is_(None)) | ~lock_busy)
+                .order_by(Job.run_at, Job.id)
+                .limit(5)
+            ).all()
+        for job_id in candidates:
+            with self.core.session() as session:
+                claimed = session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == JobState.TODO.value)
+                    .values(
+                        state=JobState.DOING.value,
+                        worker=worker,
+                        heartbeat_at=now,
+                        attempts=Job.attempts + 1,
+                    )
+                ).rowcount  # type: ignore[attr-defined]
+                if not claimed:
+                    continue
+                job = session.get(Job, job_id)
+                if job is not None and job.lock is not None:
+                    busy = session.scalar(
+                        select(Job.id).where(
+                            Job.lock == job.lock,
+                            Job.state == JobState.DOING.value,
+                            Job.id != job_id,
+                        )
+                    )
+                    if busy is not None:  # lost a race for the lock: put it back
+                        job.state = JobState.TODO.value
+                        job.attempts -= 1
+                        continue
+                return job
+        return None
+
+    def finish(
+        self,
+        job_id: int,
+        *,
+        error: str | None = None,
+        retry_in: float | None = None,
+        result: str | None = None,
+    ) -> None:
+        with self.core.session() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return
+            if retry_in is not None and job.attempts < MAX_ATTEMPTS:
+                job.state = JobState.TODO.value
+                job.run_at = self.core.now() + dt.timedelta(seconds=retry_in)
+                job.last_error = error
+            elif error is not None:
+                job.state = JobState.FAILED.value
+                job.last_error = error
+                job.finished_at = self.core.now()
+            else:
+                job.state = JobState.DONE.value
+                job.last_error = result
+                job.finished_at = self.core.now()
+            job.worker = None
+
+    def heartbeat(self, job_ids: list[int]) -> None:
+        if not job_ids:
+            return
+        with self.core.session() as session:
+            session.execute(
+                update(Job).where(Job.id.in_(job_ids)).values(heartbeat_at=self.core.now())
+            )
+
+    def reap(self) -> int:
+        """Put back jobs whose worker stopped beating; release what they held."""
+        cutoff = self.core.now() - dt.timedelta(seconds=self.stall_seconds)
+        with self.core.session() as session:
+            stalled = session.scalars(
+                select(Job).where(Job.state == JobState.DOING.value, Job.heartbeat_at < cutoff)
+            ).all()
+            for job in stalled:
+                logger.warning(
+                    "job %s (%s) stalled on %s; running it again", job.id, job.task, job.worker
+                )
+                job.state = JobState.TODO.value
+                job.worker = None
+            owners = [job_owner(job.id) for job in stalled]
+        tasks.release_locks_of(self.core, owners)
+        tasks.reap_runs(self.core, dt.timedelta(seconds=self.core.settings.lock_seconds))
+        return len(stalled)
+
+    def once_per(self, name: str, period: str) -> bool:
+        """True for the first caller of (name, period), across every worker."""
+        with self.core.session() as session:
+            if (
+                session.scalar(
+                    select(Schedule.id).where(Schedule.name == name, Schedule.period == period)
+                )
+                is not None
+            ):
+                return False
+            session.add(Schedule(name=name, period=period))
+        return True
+
+    def pending(self) -> int:
+        """Jobs waiting or running (the queue depth)."""
+        with self.core.session() as session:
+            return len(
+                session.scalars(
+                    select(Job.id).where(Job.state.in_([JobState.TODO.value, JobState.DOING.value]))
+                ).all()
+            )
+
+
+def job_owner(job_id: int) -> str:
+    """The connection-lock owner name of a job."""
+    return f"job-{job_id}"
+
+
+class Worker:
+    """Runs jobs from a :class:`LocalQueue` on ``concurrency`` threads until stopped."""
+
+    def __init__(
+        self,
+        core: Core,
+        queue: LocalQueue | None = None,
+        *,
+        concurrency: int = 2,
+        idle_seconds: float = 0.5,
+        name: str | None = None,
+    ) -> None:
+        self.core = core
+        self.queue = queue or LocalQueue(core)
+        self.concurrency = concurrency
+        self.idle_seconds = idle_seconds
+        self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
+        self.stop_event = threading.Event()
+        self._active: set[int] = set()
+        self._guard = threading.Lock()
+
+    def run_one(self, slot: str) -> bool:
+        """Claim and run one job; False when none was due."""
+        job = self.queue.claim(f"{self.name}/{slot}")
+        if job is None:
+            return False
+        with self._guard:
+            self._active.add(job.id)
+        try:
+            args = json.loads(job.args)
+            result = tasks.run_task(self.core, self.queue, job_owner(job.id), job.task, args)
+        except tasks.Retry as retry:
+            self.queue.finish(job.id, error=retry.reason, retry_in=retry.delay)
+        except Exception as error:  # a bug or an outage: recorded, retried with back-off
+            logger.exception("job %s (%s) failed", job.id, job.task)
+            self.queue.finish(
+                job.id,
+                error=f"{type(error).__name__}: {error}",
+                retry_in=min(3600.0, 30.0 * 2**job.attempts),
+            )
+        else:
+            self.queue.finish(job.id, result=result)
+        finally:
+            with self._guard:
+                self._active.discard(job.id)
+        return True
+
+    def tick(self) -> None:
+        """Housekeeping between jobs: reap, and schedule the daily syncs once per day."""
+        self.queue.reap()
+        now = self.core.now()
+        if tasks.due_connections(self.core, now) and self.queue.once_per(
+            "schedule_syncs", now.strftime("%Y-%m-%dT%H")
+        ):
+            self.queue.defer("schedule_syncs", queueing_lock="schedule_syncs")
+
+    def run_until_idle(self, timeout: float = 60.0) -> None:
+        """Run jobs on this thread until none is due (tests, ``sophsync sync``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.run_one("main"):
+            pass
+
+    def _loop(self, slot: str) -> None:
+        while not self.stop_event.is_set():
+            try:
+                ran = self.run_one(slot)
+            except Exception:
+                logger.exception("worker %s/%s could not fetch a job", self.name, slot)
+                ran = False
+            if not ran:
+                self.stop_event.wait(self.idle_seconds)
+
+    def _beat(self) -> None:
+        while not self.stop_event.wait(min(10.0, self.queue.stall_seconds / 3)):
+            with self._guard:
+                active = list(self._active)
+            try:
+                self.queue.heartbeat(active)
+                self.tick()
+            except Exception:
+                logger.exception("worker %s housekeeping failed", self.name)
+
+    def start(self) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(
+                target=self._loop, args=(str(i),), daemon=True, name=f"{self.name}/{i}"
+            )
+            for i in range(self.concurrency)
+        ]
+        threads.append(threading.Thread(target=self._beat, daemon=True, name=f"{self.name}/beat"))
+        self.tick()
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def stop(self, threads: list[threading.Thread], timeout: float = 30.0) -> None:
+        self.stop_event.set()
+        for thread in threads:
+            thread.join(timeout)
