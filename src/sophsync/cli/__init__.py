@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
 from .. import __version__
+from ..errors import SophsyncError
+from ..settings import Settings
 from ..sophtron.errors import SophtronError
+from .admin import db, secrets_group, worker
 from .demo import demo
 from .sandbox import sandbox
 
@@ -16,7 +20,20 @@ from .sandbox import sandbox
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sophsync")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    envvar="SOPHSYNC_DATA_DIR",
+    help="Data folder: the SQLite database and key file [env SOPHSYNC_DATA_DIR].",
+)
+@click.option(
+    "--database-url",
+    envvar="SOPHSYNC_DATABASE_URL",
+    metavar="URL",
+    help="sqlite:///PATH or postgresql://... [env SOPHSYNC_DATABASE_URL].",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, data_dir: str | None, database_url: str | None) -> None:
     """sophsync: self-hosted bank sync on the Sophtron aggregation API.
 
     Keeps an exact local copy of a household's balances and transactions. Run `sophsync demo`
@@ -26,10 +43,17 @@ def cli(verbose: int) -> None:
     logging.basicConfig(
         level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s"
     )
+    # Settings are built here, once: flags over environment over defaults.
+    ctx.obj = Settings.from_env(
+        data_dir=Path(data_dir).expanduser() if data_dir else None, database_url=database_url
+    )
 
 
 cli.add_command(sandbox)
 cli.add_command(demo)
+cli.add_command(worker)
+cli.add_command(db)
+cli.add_command(secrets_group)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as error:
         error.show()
+        sys.exit(error.exit_code)
+    except SophsyncError as error:
+        click.echo(f"Error: {error}", err=True)
         sys.exit(error.exit_code)
     except SophtronError as error:
         click.echo(f"Error: {error}", err=True)

@@ -63,7 +63,7 @@ class Vault:
     @classmethod
     def from_key_file(cls, path: Path) -> Vault:
         """Load the key file, creating it (mode 0600) with a new key if it does not exist."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             key = Fernet.generate_key()
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

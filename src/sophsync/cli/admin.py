@@ -1,0 +1,109 @@
+"""Commands that run the engine: ``worker``, ``db upgrade``, ``secrets rotate``."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from ..core import secrets
+from ..core.app import Core
+from ..jobs import LocalQueue, Worker
+from ..settings import Settings
+from ..store import create_engine, current_revision, head_revision, upgrade
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    settings = ctx.find_object(Settings)
+    if settings is None:
+        settings = Settings.from_env()
+    return settings
+
+
+@click.group()
+def db() -> None:
+    """Manage the database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Bring the database schema to the newest version (needed at scale; automatic embedded)."""
+    settings = settings_of(ctx)
+    engine = create_engine(settings.url)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        click.echo(f"The schema is up to date (revision {after}).")
+    else:
+        click.echo(
+            f"Upgraded the schema from {before or 'empty'} to {after} (newest: {head_revision()})."
+        )
+
+
+@click.group("secrets")
+def secrets_group() -> None:
+    """Manage the encryption of stored secrets."""
+
+
+@secrets_group.command("rotate")
+@click.pass_context
+def secrets_rotate(ctx: click.Context) -> None:
+    """Re-encrypt every stored secret under a new key.
+
+    With the key file in the data directory, a new key is generated and the old one dropped.
+    With SOPHSYNC_SECRET_KEY, put the new key first in the variable (comma-separated, old keys
+    after it), run this command, then remove the old keys.
+    """
+    core = Core.open(settings_of(ctx))
+    try:
+        result = secrets.rotate(core)
+    finally:
+        core.close()
+    where = f"new key in {result.key_file}" if result.key_file else "the first SOPHSYNC_SECRET_KEY"
+    click.echo(f"Re-encrypted {result.tokens} stored secret(s) with {where}.")
+
+
+@click.command()
+@click.option(
+    "--concurrency",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Jobs run at the same time.",
+)
+@click.option("--burst", is_flag=True, help="Run the jobs that are due, then exit.")
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int, burst: bool) -> None:
+    """Run background jobs (syncs, polling, the daily schedule) until stopped.
+
+    Any number of workers may run against one database: jobs for one bank login never overlap,
+    and a worker that dies is replaced by the others (its jobs run again).
+    """
+    core = Core.open(settings_of(ctx))
+    runner = Worker(core, LocalQueue(core), concurrency=concurrency)
+    try:
+        if burst:
+            runner.tick()
+            runner.run_until_idle(timeout=3600)
+            return
+        stop = threading.Event()
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        threads = runner.start()
+        click.echo(f"Worker {runner.name} running {concurrency} job(s) at a time; Ctrl+C to stop.")
+        stop.wait()
+        click.echo("Stopping after the running jobs finish...")
+        runner.stop(threads)
+    finally:
+        core.close()
