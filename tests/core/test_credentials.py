@@ -17,6 +17,7 @@ from sophsync.core.app import Core
 from sophsync.core.families import Actor
 from sophsync.errors import BadInput, NeedsUser, NotFound, PermissionDenied
 from sophsync.sandbox import SandboxServer
+from sophsync.sophtron import Client
 from sophsync.store.models import ProviderCredentials
 from sophsync.store.vault import VaultError
 from tests.conftest import ACCESS_KEY, OTHER_ACCESS_KEY, OTHER_USER_ID, USER_ID
@@ -72,11 +73,13 @@ def test_save_creates_the_customer_once_and_reuses_it(
     assert calls(engine_sandbox, "GET /api/Institution/HealthCheckAuth") == 2
 
     # The customer at Sophtron carries the family's stable unique id.
-    listing = httpx.get(f"{engine_sandbox.root}/_sandbox/truth", timeout=30)
-    assert listing.status_code == 200
-    status = credentials.credentials_status(core, actor)
-    assert status == second
-    assert credentials.unique_customer_id(actor.family_id) == (f"sophsync-family-{actor.family_id}")
+    unique = credentials.unique_customer_id(actor.family_id)
+    assert unique == f"sophsync-family-{actor.family_id}"
+    with Client(USER_ID, ACCESS_KEY, base_url=engine_sandbox.url) as client:
+        customer = client.get_customer_by_unique_id(unique)
+    assert customer is not None
+    assert customer.customer_id == first.customer_id
+    assert credentials.credentials_status(core, actor) == second
 
     # Exactly one row per family.
     with core.session() as session:

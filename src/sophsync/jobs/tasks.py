@@ -155,6 +155,9 @@ def run_schedule_syncs(core: Core, queue: Queue, job_id: str) -> str:
     return f"{len(due)} scheduled sync(s)"
 
 
+INTERRUPTED = "The sync was interrupted (its worker stopped); the next sync finishes the work."
+
+
 def reap_runs(core: Core, older_than: dt.timedelta) -> int:
     """Close sync runs still 'running' long after any sync could have finished."""
     cutoff = core.now() - older_than
@@ -165,8 +168,7 @@ def reap_runs(core: Core, older_than: dt.timedelta) -> int:
             .values(
                 status=RunStatus.FAILED.value,
                 finished_at=core.now(),
-                error="The sync was interrupted (its worker stopped); the next sync "
-                "finishes the work.",
+                error=INTERRUPTED,
                 error_code="interrupted",
             )
         )
@@ -174,13 +176,27 @@ def reap_runs(core: Core, older_than: dt.timedelta) -> int:
 
 
 def release_locks_of(core: Core, owners: list[str]) -> None:
+    """Free the connections dead jobs held, and close the sync runs they left running."""
     if not owners:
         return
     with core.session() as session:
+        held = list(session.scalars(select(Connection.id).where(Connection.lock_owner.in_(owners))))
+        if not held:
+            return
         session.execute(
             update(Connection)
-            .where(Connection.lock_owner.in_(owners))
+            .where(Connection.id.in_(held))
             .values(lock_owner=None, lock_expires_at=None)
+        )
+        session.execute(
+            update(SyncRun)
+            .where(SyncRun.connection_id.in_(held), SyncRun.status == RunStatus.RUNNING.value)
+            .values(
+                status=RunStatus.FAILED.value,
+                finished_at=core.now(),
+                error=INTERRUPTED,
+                error_code="interrupted",
+            )
         )
 
 
