@@ -611,7 +611,9 @@ def build(item: tuple[str, int, int, bool, str]) -> SophtronTransaction:
 
 @PROPERTY
 @given(batch=entries)
-def test_sync_twice_equals_sync_once(db: Core, batch: list[tuple[str, int, int, bool, str]]) -> None:
+def test_sync_twice_equals_sync_once(
+    db: Core, batch: list[tuple[str, int, int, bool, str]]
+) -> None:
     account = new_account(db)
     transactions = [build(item) for item in batch]
     first = run_import(db, account, transactions)
