@@ -28,7 +28,7 @@ from sophsync.sandbox import SandboxServer
 from sophsync.settings import Settings
 from sophsync.store import create_engine, upgrade
 from sophsync.store.models import Base
-from tests.conftest import ACCESS_KEY, TODAY, USER_ID, sandbox_config
+from tests.conftest import ACCESS_KEY, TODAY, USER_ID
 
 POSTGRES = os.environ.get("SOPHSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 ADMIN_PASSWORD = "correct horse battery"

@@ -245,11 +245,10 @@ def archive(
     route: str,
     payload: Any,
 ) -> None:
-    """Keep what Sophtron sent, encrypted."""
-    if isinstance(payload, list):
-        body: Any = [item.model_dump(mode="json", by_alias=True) for item in payload]
-    else:
-        body = payload.model_dump(mode="json", by_alias=True)
+    """Keep what Sophtron sent, encrypted, less its echo of MFA answers (never stored)."""
+    items = payload if isinstance(payload, list) else [payload]
+    dumped = [item.model_dump(mode="json", by_alias=True, exclude=_ANSWER_ECHOES) for item in items]
+    body: Any = dumped if isinstance(payload, list) else dumped[0]
     session.add(
         RawPayload(
             family_id=connection.family_id,
@@ -260,6 +259,10 @@ def archive(
             body_enc=core.vault.encrypt_json(body),
         )
     )
+
+
+#: Job fields in which Sophtron repeats the answers it was sent.
+_ANSWER_ECHOES = {"security_answer", "token_input", "captcha_input"}
 
 
 def _minor(value: Any, currency: str) -> int | None:
@@ -332,8 +335,15 @@ def apply_job_status(
     if status.state in {JobState.FAILED, JobState.TIMED_OUT}:
         reason = status.failure or FailureReason.UNKNOWN
         _fail(connection, f"job_{reason.value}")
-        if connection.job_purpose == "sync" and reason is FailureReason.BAD_CREDENTIALS:
-            connection.status = ConnectionStatus.REQUIRES_UPDATE.value
+        if connection.job_purpose == "sync":
+            # A failed refresh leaves the login connected (the next sync refreshes again),
+            # unless the bank no longer takes the stored login: then a person must act.
+            bad_login = reason is FailureReason.BAD_CREDENTIALS
+            connection.status = (
+                ConnectionStatus.REQUIRES_UPDATE if bad_login else ConnectionStatus.CONNECTED
+            ).value
+            connection.job_id = None
+            connection.job_purpose = None
         return
     started = connection.job_started_at or core.now()
     if (core.now() - started).total_seconds() > core.settings.connect_timeout_seconds:
@@ -350,16 +360,22 @@ def _fail(connection: Connection, code: str) -> None:
     connection.last_error_code = code
 
 
+#: States whose job is still worth reading: running, or waiting for an answer that may expire.
+_POLLED = {
+    ConnectionStatus.CONNECTING.value,
+    ConnectionStatus.TIMED_OUT.value,
+    ConnectionStatus.NEEDS_INPUT.value,
+    ConnectionStatus.REQUIRES_UPDATE.value,
+}
+
+
 def poll_connection(core: Core, connection_id: int) -> ConnectionView:
     """Read the connection's job once and record what it says (for workers and UIs)."""
     with core.session() as session:
         connection = session.get(Connection, connection_id)
         if connection is None:
             raise NotFound(f"No connection {connection_id}")
-        if connection.job_id is None or connection.status not in {
-            ConnectionStatus.CONNECTING.value,
-            ConnectionStatus.TIMED_OUT.value,
-        }:
+        if connection.job_id is None or connection.status not in _POLLED:
             return _view(core, connection)
         family_id, job_id = connection.family_id, connection.job_id
     meter = RequestMeter(core, family_id)

@@ -15,6 +15,7 @@ from ..sophtron.client import DEFAULT_BASE_URL
 from ..store.models import ProviderCredentials
 from .app import Core
 from .families import Actor, require_admin
+from .quota import RequestMeter
 
 MISSING = (
     "No Sophtron credentials are saved for this family. An admin enters the Sophtron User ID "
@@ -100,7 +101,8 @@ def save_credentials(
         raise BadInput(str(error), field="access_key") from None
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise BadInput("The base URL must start with http:// or https://", field="base_url")
-    with _client(core, user_id, access_key, base_url) as client:
+    meter = RequestMeter(core, actor.family_id)
+    with _client(core, user_id, access_key, base_url, meter.count) as client:
         try:
             client.health_check_auth()
             unique = unique_customer_id(actor.family_id)
@@ -117,6 +119,9 @@ def save_credentials(
             ) from None
         except SophtronError as error:
             raise sophtron_error(error) from None
+        finally:
+            with core.session() as session:
+                meter.flush(session)
     now = core.now()
     with core.session() as session:
         stored = session.scalar(

@@ -298,12 +298,8 @@ def _refresh(core: Core, client: Client, connection_id: int, run_id: int, poller
                 connection.job_purpose = None
                 return True
             if status.state in {JobState.FAILED, JobState.TIMED_OUT}:
-                connection.job_id = None
-                connection.job_purpose = None
                 message = connection.last_error or "The bank refresh failed."
                 code = connection.last_error_code or "refresh_failed"
-                if connection.status == ConnectionStatus.FAILED.value:
-                    connection.status = ConnectionStatus.CONNECTED.value
                 needs_person = connection.status == ConnectionStatus.REQUIRES_UPDATE.value
         if status.state in {JobState.FAILED, JobState.TIMED_OUT}:
             if needs_person:
