@@ -406,14 +406,17 @@ def test_a_deleted_row_stays_deleted(db: Core, account_id: int) -> None:
     assert row.amount_minor == -850
 
 
+@pytest.mark.parametrize("posted_first", [True, False])
 def test_an_id_reported_again_after_it_was_replaced_imports_idempotently(
-    db: Core, account_id: int
+    db: Core, account_id: int, posted_first: bool
 ) -> None:
     """The bank lists the authorisation again next to the posted record: importing the same
-    list twice must change nothing the second time."""
+    list twice must not fail and must change nothing the second time."""
     run_import(db, account_id, [txn("auth", Decimal("-20.00"), pending=True)])
     run_import(db, account_id, [txn("post", Decimal("-24.00"))])
     both = [txn("post", Decimal("-24.00")), txn("auth", Decimal("-20.00"), pending=True)]
+    if not posted_first:
+        both.reverse()
     run_import(db, account_id, both)
     before = snapshot(db, account_id)
     again = run_import(db, account_id, both)

@@ -19,6 +19,7 @@ from sophsync.core.families import Actor
 from sophsync.errors import BadInput, Conflict, NeedsUser, NotFound, PermissionDenied, Retryable
 from sophsync.sandbox import FaultSpec, RateLimit, SandboxServer
 from sophsync.sophtron import SecurityQuestionsPrompt
+from sophsync.sophtron.errors import RateLimited
 from sophsync.store.models import (
     Account,
     BalanceHistory,
@@ -181,7 +182,7 @@ def test_first_sync_after_connect_reads_the_link_window_without_refreshing(
     assert calls(seen, JOB) == 0
     assert calls(seen, ACCOUNTS) == 1
     assert calls(seen, TRANSACTIONS) == 2
-    assert run.requests == seen["total"] == 4
+    assert run.requests == seen["total"] == 3
     assert (run.window_start, run.window_end) == (
         TODAY - dt.timedelta(days=90),
         TODAY + dt.timedelta(days=1),
@@ -192,7 +193,8 @@ def test_first_sync_after_connect_reads_the_link_window_without_refreshing(
     assert (run.updated, run.removed) == (0, 0)
     with core.session() as session:
         oldest = session.scalar(select(Transaction.date).order_by(Transaction.date).limit(1))
-    assert oldest is not None and oldest >= TODAY - dt.timedelta(days=90)
+    assert oldest is not None
+    assert oldest >= TODAY - dt.timedelta(days=90)
     for account_id in linked_accounts(core, view.id).values():
         assert account_row(core, account_id).last_synced_at == core.now()
     assert connection_row(core, view.id).last_success_at == core.now()
@@ -398,7 +400,9 @@ def test_pending_transactions_post_across_syncs_and_the_copy_equals_the_truth(
         for r, t in pending_before.items()
         if r in records_after and records_after[r]["Amount"] != t["Amount"]
     ]
-    assert new_ids and tipped  # the scenario holds what it should
+    # The scenario holds what it should: postings under new ids, and tips.
+    assert new_ids
+    assert tipped
     assert run.removed == len(vanished)
 
     still_pending = {
@@ -456,6 +460,44 @@ def test_balances_equal_the_truth_with_daily_history(
     assert sorted(days) == [TODAY, TODAY + dt.timedelta(days=4)]
 
 
+def test_an_inverted_account_flips_balances_and_amounts(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer
+) -> None:
+    view = connect_bank(core, admin, username="inverted+accounts=3+years=0.2")
+    truth = truth_accounts(engine_sandbox, view.provider_login_id)
+    card_provider = next(pid for pid, a in truth.items() if a["AccountType"] == "Credit_Card")
+    card = truth[card_provider]
+    assert card["AvailableBalance"] is not None
+    with core.session() as session:
+        source = session.scalars(
+            select(ProviderAccount.id).where(
+                ProviderAccount.connection_id == view.id,
+                ProviderAccount.provider_account_id == card_provider,
+            )
+        ).one()
+    account_id = link.link_new(core, admin, source, history_days=1000, invert_sign=True)
+
+    def check_balances() -> None:
+        account = account_row(core, account_id)
+        assert account.invert_sign is True
+        assert account.balance_minor == -int(card["Balance"] * 100)
+        assert account.available_minor == -int(card["AvailableBalance"] * 100)
+
+    check_balances()  # as linked
+    run = sync.sync_connection(core, view.id, poller=FAST)
+    assert run.status is RunStatus.SUCCEEDED
+    check_balances()  # as synced
+    assert local_copy(core, account_id) == {
+        (provider_id, -amount, pending) for provider_id, amount, pending in truth_copy(card)
+    }
+    with core.session() as session:
+        entry = session.scalars(
+            select(BalanceHistory).where(BalanceHistory.account_id == account_id)
+        ).one()
+    assert entry.balance_minor == -int(card["Balance"] * 100)
+    assert entry.available_minor == -int(card["AvailableBalance"] * 100)
+
+
 # --- MFA during a refresh -------------------------------------------------------------------------
 
 
@@ -478,8 +520,11 @@ def test_mfa_during_refresh_waits_for_an_answer_then_resumes_the_same_job(
     assert asked.status is RunStatus.NEEDS_INPUT
     assert asked.error_code == "requires_update"
     assert (asked.added, asked.updated, asked.removed) == (0, 0, 0)
-    assert calls(stats(engine_sandbox), REFRESH) == 1
-    assert calls(stats(engine_sandbox), TRANSACTIONS) == 0
+    seen = stats(engine_sandbox)
+    assert calls(seen, REFRESH) == 1
+    assert calls(seen, JOB) >= 1
+    assert calls(seen, TRANSACTIONS) == 0
+    assert asked.requests == seen["total"]
 
     waiting = connect.get_connection(core, admin, view.id)
     assert waiting.status is ConnectionStatus.REQUIRES_UPDATE
@@ -567,19 +612,24 @@ def test_relinking_after_a_reconnect_does_not_duplicate(
     assert count_rows(core, checking) == before
 
     new = connect_bank(core, admin, username=username)
-    assert new.id != old.id and new.provider_login_id != old.provider_login_id
+    assert new.id != old.id
+    assert new.provider_login_id != old.provider_login_id
     new_truth = truth_accounts(engine_sandbox, new.provider_login_id)
-    new_checking = next(
-        item
-        for item in link.provider_accounts(core, admin, new.id)
-        if item.name == "Primary Checking"
+    new_provider = next(
+        pid for pid, a in new_truth.items() if a["AccountName"] == "Primary Checking"
     )
-    new_ids = {
-        t["TransactionID"] for t in new_truth[new_checking.provider_account_id]["Transactions"]
-    }
+    new_ids = {t["TransactionID"] for t in new_truth[new_provider]["Transactions"]}
+    assert len(new_ids) == before
     assert not new_ids & {t["TransactionID"] for t in old_truth[checking_provider]["Transactions"]}
+    with core.session() as session:
+        new_checking = session.scalars(
+            select(ProviderAccount.id).where(
+                ProviderAccount.connection_id == new.id,
+                ProviderAccount.provider_account_id == new_provider,
+            )
+        ).one()
 
-    link.link_existing(core, admin, new_checking.id, checking)
+    link.link_existing(core, admin, new_checking, checking)
     run = sync.sync_connection(core, new.id, poller=FAST)
     assert run.status is RunStatus.SUCCEEDED
     assert run.added == 0
@@ -611,7 +661,8 @@ def test_a_held_lock_refuses_a_second_sync(
     with pytest.raises(Retryable) as refused:
         sync.sync_connection(core, view.id, poller=FAST)
     assert refused.value.code == "sync_in_progress"
-    assert refused.value.retry_after is not None and refused.value.retry_after > 0
+    assert refused.value.retry_after is not None
+    assert refused.value.retry_after > 0
     assert sync.sync_runs(core, admin) == []
     assert stats(engine_sandbox)["total"] == 0
     assert connection_row(core, view.id).lock_owner == "other"
@@ -715,7 +766,13 @@ def test_rate_limited_sync_fails_retryably(
     seen = stats(limited)
     assert run.status is RunStatus.FAILED
     assert run.error_code == "sophtron_unavailable"
-    assert run.error is not None and "429" in run.error
+    as_raised = credentials.sophtron_error(
+        RateLimited("limited", status_code=429, route=TRANSACTIONS, retry_after=60)
+    )
+    assert isinstance(as_raised, Retryable)
+    assert as_raised.code == run.error_code
+    assert run.error is not None
+    assert "429" in run.error
     assert seen["statuses"].get("429", 0) == 4  # the first try and three retries
     assert run.requests == seen["total"]
     assert len(waits) == 3
@@ -802,7 +859,7 @@ def test_family_sync_needs_a_connection_and_an_admin(
 def test_sync_runs_lists_newest_first_with_counts(
     core: Core, admin: Actor, member: Actor, engine_sandbox: SandboxServer, clock: Clock
 ) -> None:
-    view = connect_and_link(core, admin, username="runs+accounts=2+years=0.2")
+    view = connect_and_link(core, admin, username="runs+accounts=3+years=0.2")
     with pytest.raises(PermissionDenied):
         sync.sync_family(core, member, poller=FAST)
     first = sync.sync_connection(core, view.id, poller=FAST)
@@ -810,9 +867,10 @@ def test_sync_runs_lists_newest_first_with_counts(
     advance(engine_sandbox, clock, 3)
     (third,) = sync.sync_family(core, admin, poller=FAST)
 
-    assert first.added > 0 and first.unchanged == 0
+    assert first.added > 0
+    assert first.unchanged == 0
     assert (second.added, second.updated, second.removed) == (0, 0, 0)
-    assert second.unchanged == first.added
+    assert 0 < second.unchanged <= first.added
     assert third.added > 0
     runs = sync.sync_runs(core, admin)
     assert runs == [third, second, first]

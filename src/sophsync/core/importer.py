@@ -223,7 +223,10 @@ def import_transactions(
         )
         for row in rows
     ]
-    by_id: dict[str, _Stored] = {}
+    # A row's current id wins over another row's previous ids.
+    by_id: dict[str, _Stored] = {
+        item.row.provider_id: item for item in stored if item.row.provider_id
+    }
     for item in stored:
         for provider_id in item.ids:
             if provider_id:

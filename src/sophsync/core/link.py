@@ -116,14 +116,17 @@ def link_new(
                 f"{source.name} is linked already (account {source.account.id})",
                 code="linked_already",
             )
+        sign = -1 if invert_sign else 1
         account = Account(
             family_id=actor.family_id,
             name=(name or source.name).strip() or source.name,
             type=AccountType(type or source.kind).value,
             subtype=subtype if subtype is not None else source.provider_subtype,
             currency=source.currency,
-            balance_minor=(source.balance_minor or 0) * (-1 if invert_sign else 1),
-            available_minor=source.available_minor,
+            balance_minor=(source.balance_minor or 0) * sign,
+            available_minor=None
+            if source.available_minor is None
+            else source.available_minor * sign,
             balance_at=core.now(),
             provider_account_id=source.id,
             invert_sign=invert_sign,

@@ -437,10 +437,17 @@ def sync_family(
         raise NeedsUser(
             "No institution is connected yet. Connect a bank first.", code="no_connections"
         )
-    return [
-        sync_connection(core, cid, trigger=trigger, backfill_from=backfill_from, poller=poller)
-        for cid in ids
-    ]
+    runs = []
+    for connection_id in ids:
+        try:
+            runs.append(
+                sync_connection(
+                    core, connection_id, trigger=trigger, backfill_from=backfill_from, poller=poller
+                )
+            )
+        except Retryable:
+            continue  # being synced already: that sync covers it
+    return runs
 
 
 def sync_runs(core: Core, actor: Actor, limit: int = 50) -> list[SyncRunView]:
