@@ -45,6 +45,11 @@ class Settings:
     connect_timeout_seconds: float = 240.0
     #: How long a sync may hold a connection's lock before the lock counts as abandoned.
     lock_seconds: float = 900.0
+    #: ``local`` (a jobs table), ``procrastinate`` (PostgreSQL only) or ``auto``: procrastinate
+    #: on PostgreSQL, local on SQLite.
+    job_backend: str = "auto"
+    #: A job whose worker has not beaten for this long is taken as dead and run again.
+    job_stall_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.history_days <= MAX_HISTORY_DAYS:
@@ -57,6 +62,23 @@ class Settings:
             raise BadInput("overlap_days must be between 0 and 365", field="overlap_days")
         if self.monthly_budget < 1:
             raise BadInput("monthly_budget must be at least 1", field="monthly_budget")
+        if self.job_backend not in {"auto", "local", "procrastinate"}:
+            raise BadInput(
+                "SOPHSYNC_JOB_BACKEND must be auto, local or procrastinate", field="job_backend"
+            )
+        if self.job_backend == "procrastinate" and self.embedded:
+            raise BadInput(
+                "The procrastinate job backend needs PostgreSQL "
+                "(SOPHSYNC_DATABASE_URL=postgresql://...)",
+                field="job_backend",
+            )
+
+    @property
+    def jobs(self) -> str:
+        """The job backend in use."""
+        if self.job_backend == "auto":
+            return "local" if self.embedded else "procrastinate"
+        return self.job_backend
 
     @property
     def url(self) -> str:
@@ -90,9 +112,18 @@ class Settings:
             ("sophtron_user_id", "SOPHTRON_USER_ID"),
             ("sophtron_access_key", "SOPHTRON_ACCESS_KEY"),
             ("sophtron_base_url", "SOPHTRON_BASE_URL"),
+            ("job_backend", "SOPHSYNC_JOB_BACKEND"),
         ):
             if env.get(variable):
                 values[name] = env[variable]
+        if env.get("SOPHSYNC_JOB_STALL_SECONDS"):
+            try:
+                values["job_stall_seconds"] = float(env["SOPHSYNC_JOB_STALL_SECONDS"])
+            except ValueError:
+                raise BadInput(
+                    "SOPHSYNC_JOB_STALL_SECONDS must be a number of seconds",
+                    field="SOPHSYNC_JOB_STALL_SECONDS",
+                ) from None
         for name, variable in (
             ("history_days", "SOPHSYNC_HISTORY_DAYS"),
             ("overlap_days", "SOPHSYNC_OVERLAP_DAYS"),

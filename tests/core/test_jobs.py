@@ -210,6 +210,7 @@ def test_worker_killed_mid_sync_loses_and_duplicates_nothing(
         "SOPHSYNC_DATABASE_URL": core.settings.url,
         "SOPHSYNC_DATA_DIR": str(core.settings.data_dir),
         "SOPHTRON_BASE_URL": sandbox.url,
+        "SOPHSYNC_JOB_BACKEND": "local",
     }
     command = [sys.executable, "-m", "sophsync", "worker", "--concurrency", "1"]
     worker = subprocess.Popen(

@@ -86,7 +86,20 @@ def worker(ctx: click.Context, concurrency: int, burst: bool) -> None:
     Any number of workers may run against one database: jobs for one bank login never overlap,
     and a worker that dies is replaced by the others (its jobs run again).
     """
-    core = Core.open(settings_of(ctx))
+    settings = settings_of(ctx)
+    core = Core.open(settings)
+    if settings.jobs == "procrastinate":
+        from ..jobs.pg import ProcrastinateQueue
+
+        try:
+            click.echo(
+                f"Worker running {concurrency} job(s) at a time on the procrastinate "
+                "queue; Ctrl+C to stop."
+            )
+            ProcrastinateQueue(core).run_worker(concurrency=concurrency, wait=not burst)
+        finally:
+            core.close()
+        return
     runner = Worker(core, LocalQueue(core), concurrency=concurrency)
     try:
         if burst:

@@ -33,9 +33,11 @@ MAX_ATTEMPTS = 8
 class LocalQueue:
     """Defer, claim and finish jobs in the database."""
 
-    def __init__(self, core: Core, *, stall_seconds: float = 60.0) -> None:
+    def __init__(self, core: Core, *, stall_seconds: float | None = None) -> None:
         self.core = core
-        self.stall_seconds = stall_seconds
+        self.stall_seconds = (
+            core.settings.job_stall_seconds if stall_seconds is None else stall_seconds
+        )
 
     def defer(
         self,
