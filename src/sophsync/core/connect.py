@@ -49,6 +49,10 @@ from .credentials import family_client, sophtron_error
 from .families import Actor, require_admin
 from .quota import RequestMeter
 
+#: Seconds a job may say "Waiting" without a prompt sophsync knows before it counts as
+#: unsupported MFA (right after an answer a bank may still say "Waiting" for a moment).
+UNSUPPORTED_AFTER = 60.0
+
 MESSAGES = {
     "no_accounts": "The bank login worked, but Sophtron found no accounts under it. Check that "
     "the login has accounts online, then connect again.",
@@ -346,7 +350,13 @@ def apply_job_status(
             connection.job_purpose = None
         return
     started = connection.job_started_at or core.now()
-    if (core.now() - started).total_seconds() > core.settings.connect_timeout_seconds:
+    waited = (core.now() - started).total_seconds()
+    if (status.job.last_status or "").strip().lower() == "waiting" and waited > UNSUPPORTED_AFTER:
+        # The bank has waited a minute for an answer to something no known prompt describes.
+        _fail(connection, "unsupported_mfa")
+        connection.job_id = None
+        return
+    if waited > core.settings.connect_timeout_seconds:
         connection.status = ConnectionStatus.TIMED_OUT.value
         connection.last_error = MESSAGES["timed_out"]
         connection.last_error_code = "timed_out"

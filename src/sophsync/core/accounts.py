@@ -1,0 +1,191 @@
+"""Reading the local copy (every member of the family) and the few edits a person makes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import BadInput, NotFound
+from ..store.models import Account, AccountType, Transaction, TxnStatus
+from .app import Core
+from .families import Actor, require_admin
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class AccountView:
+    id: int
+    name: str
+    type: AccountType
+    subtype: str | None
+    currency: str
+    balance_minor: int
+    available_minor: int | None
+    balance_at: dt.datetime | None
+    linked: bool
+    invert_sign: bool
+    sync_start_date: dt.date | None
+    last_synced_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, row: Account) -> AccountView:
+        return cls(
+            row.id,
+            row.name,
+            AccountType(row.type),
+            row.subtype,
+            row.currency,
+            row.balance_minor,
+            row.available_minor,
+            row.balance_at,
+            row.provider_account_id is not None,
+            row.invert_sign,
+            row.sync_start_date,
+            row.last_synced_at,
+        )
+
+
+@dataclass(frozen=True)
+class TransactionView:
+    id: int
+    account_id: int
+    provider_id: str | None
+    date: dt.date
+    posted_date: dt.date | None
+    pending: bool
+    amount_minor: int
+    currency: str
+    description: str
+    merchant: str | None
+    category: str | None
+
+    @classmethod
+    def of(cls, row: Transaction) -> TransactionView:
+        return cls(
+            row.id,
+            row.account_id,
+            row.provider_id,
+            row.date,
+            row.posted_date,
+            row.pending,
+            row.amount_minor,
+            row.currency,
+            row.description,
+            row.merchant,
+            row.category,
+        )
+
+
+def _account(session: Session, actor: Actor, account_id: int) -> Account:
+    row = session.get(Account, account_id)
+    if row is None or row.family_id != actor.family_id:
+        raise NotFound(f"No account {account_id} in your family")
+    return row
+
+
+def list_accounts(core: Core, actor: Actor) -> list[AccountView]:
+    with core.session() as session:
+        rows = session.scalars(
+            select(Account).where(Account.family_id == actor.family_id).order_by(Account.id)
+        )
+        return [AccountView.of(row) for row in rows]
+
+
+def update_account(
+    core: Core,
+    actor: Actor,
+    account_id: int,
+    *,
+    name: str | None = None,
+    type: AccountType | None = None,
+    subtype: str | None = None,
+    invert_sign: bool | None = None,
+    sync_start_date: dt.date | None = None,
+) -> AccountView:
+    """Rename an account, change its type or subtype, its sign or its sync start date."""
+    require_admin(actor, "change accounts")
+    with core.session() as session:
+        row = _account(session, actor, account_id)
+        if name is not None:
+            if not name.strip():
+                raise BadInput("An account needs a name", field="name")
+            row.name = name.strip()
+        if type is not None:
+            row.type = AccountType(type).value
+        if subtype is not None:
+            row.subtype = subtype or None
+        if invert_sign is not None and invert_sign != row.invert_sign:
+            row.invert_sign = invert_sign
+            row.balance_minor = -row.balance_minor
+            if row.available_minor is not None:
+                row.available_minor = -row.available_minor
+        if sync_start_date is not None:
+            from .link import start_date
+
+            row.sync_start_date = start_date(core, sync_start_date, None)
+        return AccountView.of(row)
+
+
+def list_transactions(
+    core: Core,
+    actor: Actor,
+    *,
+    account_id: int | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    pending: bool | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> list[TransactionView]:
+    """The family's transactions, newest first, ``limit`` at a time after ``after_id``
+    (a cursor: pass the last id of the previous page)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    if start is not None and end is not None and start > end:
+        raise BadInput("start must not be after end", field="start")
+    with core.session() as session:
+        query = (
+            select(Transaction)
+            .join(Account, Transaction.account_id == Account.id)
+            .where(
+                Account.family_id == actor.family_id,
+                Transaction.status == TxnStatus.ACTIVE.value,
+                Transaction.deleted.is_(False),
+            )
+        )
+        if account_id is not None:
+            _account(session, actor, account_id)
+            query = query.where(Transaction.account_id == account_id)
+        if start is not None:
+            query = query.where(Transaction.date >= start)
+        if end is not None:
+            query = query.where(Transaction.date <= end)
+        if pending is not None:
+            query = query.where(Transaction.pending.is_(pending))
+        if after_id is not None:
+            cursor = session.get(Transaction, after_id)
+            if cursor is None:
+                raise BadInput("after_id names no transaction", field="after_id")
+            query = query.where(
+                (Transaction.date < cursor.date)
+                | ((Transaction.date == cursor.date) & (Transaction.id < cursor.id))
+            )
+        rows = session.scalars(
+            query.order_by(Transaction.date.desc(), Transaction.id.desc()).limit(limit)
+        )
+        return [TransactionView.of(row) for row in rows]
+
+
+def delete_transaction(core: Core, actor: Actor, transaction_id: int) -> None:
+    """Hide a transaction for good: syncs never bring it back."""
+    require_admin(actor, "delete transactions")
+    with core.session() as session:
+        row = session.get(Transaction, transaction_id)
+        account = session.get(Account, row.account_id) if row is not None else None
+        if row is None or account is None or account.family_id != actor.family_id:
+            raise NotFound(f"No transaction {transaction_id} in your family")
+        row.deleted = True
