@@ -1,27 +1,20 @@
-"""The local job backend on both databases: queueing, locks, retries, reaping, scheduling,
-two workers racing, and a worker killed with SIGKILL in the middle of a sync."""
+"""The local job backend's own mechanics on both databases: queueing locks, lock exclusivity,
+single claims, retries, reaping and the daily schedule. The scenarios every backend must pass
+(racing workers, a worker killed mid-sync) are in ``test_job_contract``."""
 
 from __future__ import annotations
 
-import datetime as dt
-import itertools
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from sophsync.core.app import Core
 from sophsync.core.families import Actor
 from sophsync.jobs import LocalQueue, Worker, defer_sync, tasks
 from sophsync.sandbox import SandboxServer
-from sophsync.store.models import Connection, Job, JobState, RunStatus, SyncRun, Transaction
-from tests.core.conftest import Clock, advance, connect_and_link, truth
+from sophsync.store.models import Job, JobState, RunStatus, SyncRun
+from tests.core.conftest import Clock, advance, connect_and_link
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,123 +131,3 @@ def test_daily_schedule_defers_each_due_connection_once(
     assert tasks.due_connections(core, core.now()) == []
     advance(engine_sandbox, clock, 1)
     assert tasks.due_connections(core, core.now()) == [view.id]
-
-
-def test_two_workers_racing_for_one_connection(
-    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
-) -> None:
-    view = connect_and_link(core, admin, username="racing+daily=5")
-    advance(engine_sandbox, clock, 3)
-    queue = LocalQueue(core)
-    # Two jobs for the same connection (as two schedulers could create them).
-    queue.defer("sync_connection", lock=tasks.sync_lock(view.id), connection_id=view.id)
-    queue.defer("sync_connection", lock=tasks.sync_lock(view.id), connection_id=view.id)
-    workers = [Worker(core, queue, concurrency=2, idle_seconds=0.05) for _ in range(2)]
-    threads = [worker.start() for worker in workers]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and any(
-        j.state in {JobState.TODO.value, JobState.DOING.value} for j in jobs(core)
-    ):
-        time.sleep(0.05)
-    for worker, started in zip(workers, threads, strict=True):
-        worker.stop(started)
-    with core.session() as session:
-        runs = session.scalars(select(SyncRun).order_by(SyncRun.id)).all()
-        duplicates = session.execute(
-            select(Transaction.provider_id, func.count())
-            .group_by(Transaction.account_id, Transaction.provider_id)
-            .having(func.count() > 1)
-        ).all()
-    # Both queued syncs ran (a worker may also have added the daily one), and none overlapped.
-    assert len(runs) >= 2
-    assert all(run.status == RunStatus.SUCCEEDED.value for run in runs)
-    for earlier, later in itertools.pairwise(runs):
-        assert earlier.finished_at is not None
-        assert earlier.finished_at <= later.started_at
-    assert duplicates == []
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
-def test_worker_killed_mid_sync_loses_and_duplicates_nothing(
-    make_sandbox: Callable[..., SandboxServer],
-    make_core: Callable[..., Core],
-    backend: str,
-    tmp_path: Path,
-    clock: Clock,
-) -> None:
-    # The worker runs in another process on the real clock: so does everything here. Job steps
-    # take 1 s at the sandbox, so a refresh is in flight when the worker dies.
-    clock.now = dt.datetime.now(dt.UTC)
-    sandbox = make_sandbox(job_seconds=1.0, today=clock.now.date())
-    core = make_core(sandbox)
-    from sophsync.core import credentials, families
-    from tests.conftest import ACCESS_KEY, USER_ID
-
-    admin = families.create_family(core, "Killed", "killed@example.com", "a long password")
-    credentials.save_credentials(core, admin, USER_ID, ACCESS_KEY)
-    view = connect_and_link(core, admin, username="killed+daily=4")
-    with core.session() as session:  # the connect job's data is old: the sync must refresh
-        session.get(Connection, view.id).data_fresh_at -= dt.timedelta(hours=1)  # type: ignore[union-attr]
-    queue = LocalQueue(core, stall_seconds=1)
-    defer_sync(queue, view.id)
-    env = {
-        **os.environ,
-        "SOPHSYNC_DATABASE_URL": core.settings.url,
-        "SOPHSYNC_DATA_DIR": str(core.settings.data_dir),
-        "SOPHTRON_BASE_URL": sandbox.url,
-        "SOPHSYNC_JOB_BACKEND": "local",
-    }
-    command = [sys.executable, "-m", "sophsync", "worker", "--concurrency", "1"]
-    worker = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    # Kill it once its sync run has started and the refresh is in flight.
-    _wait_for(lambda: any(j.state == JobState.DOING.value for j in jobs(core)))
-    time.sleep(1.2)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=30)
-    with core.session() as session:
-        assert session.scalar(select(func.count()).select_from(SyncRun)) == 1
-    # Any process may reap: the dead worker's job goes back to the queue, its lock is freed and
-    # its run is closed. A new worker then finishes the work.
-    time.sleep(1.1)
-    clock.now = dt.datetime.now(dt.UTC)
-    assert queue.reap() == 1
-    restarted = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait_for(
-            lambda: bool(jobs(core)) and all(j.state == JobState.DONE.value for j in jobs(core)),
-            timeout=90,
-        )
-    finally:
-        restarted.send_signal(signal.SIGTERM)
-        restarted.wait(timeout=60)
-    with core.session() as session:
-        runs = session.scalars(select(SyncRun).order_by(SyncRun.id)).all()
-        local = {
-            (row.provider_id, row.amount_minor, row.pending)
-            for row in session.scalars(select(Transaction).where(Transaction.status == "active"))
-        }
-        total = session.scalar(
-            select(func.count()).select_from(Transaction).where(Transaction.status == "active")
-        )
-    assert runs[0].status == RunStatus.FAILED.value
-    assert runs[0].error_code == "interrupted"
-    assert runs[-1].status == RunStatus.SUCCEEDED.value
-    expected = {
-        (t["TransactionID"], round(t["Amount"] * 100), t["Status"] == "Pending")
-        for account in truth(sandbox)["Logins"][0]["Accounts"]
-        for t in account["Transactions"]
-    }
-    assert local == expected
-    assert total == len(expected)
