@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,6 @@ from ..sophtron import (
     PhoneConfirmationPrompt,
     Prompt,
     SecurityQuestionsPrompt,
-    SophtronError,
     TokenInputPrompt,
     TokenMethodPrompt,
     job_status,
@@ -45,9 +45,8 @@ from ..sophtron.mfa import FAILURE_MESSAGES
 from ..sophtron.models import Account as SophtronAccount
 from ..store.models import AccountType, Connection, ConnectionStatus, ProviderAccount, RawPayload
 from .app import Core, load
-from .credentials import family_client, sophtron_error
+from .credentials import sophtron_for
 from .families import Actor, require_admin
-from .quota import RequestMeter
 
 #: Seconds a job may say "Waiting" without a prompt sophsync knows before it counts as
 #: unsupported MFA (right after an answer a bank may still say "Waiting" for a moment).
@@ -166,15 +165,8 @@ def search_institutions(core: Core, actor: Actor, query: str) -> list[Institutio
     """Institutions whose name matches ``query`` (at least two characters)."""
     if len(query.strip()) < 2:
         raise BadInput("Type at least two characters of the institution's name", field="query")
-    meter = RequestMeter(core, actor.family_id)
-    with family_client(core, actor.family_id, meter.count) as client:
-        try:
-            return client.get_institution_by_name(query.strip())
-        except SophtronError as error:
-            raise sophtron_error(error) from None
-        finally:
-            with core.session() as session:
-                meter.flush(session)
+    with sophtron_for(core, actor.family_id) as client:
+        return client.get_institution_by_name(query.strip())
 
 
 def _set_job(connection: Connection, job_id: str, purpose: str, core: Core) -> None:
@@ -202,8 +194,7 @@ def start_connection(
         raise BadInput("Choose an institution", field="institution_id")
     if not username.strip():
         raise BadInput("Enter the bank username", field="username")
-    meter = RequestMeter(core, actor.family_id)
-    with family_client(core, actor.family_id, meter.count) as client:
+    with sophtron_for(core, actor.family_id) as client:
         try:
             if institution_name is None:
                 institution_name = client.get_institution_by_id(institution_id).institution_name
@@ -212,11 +203,6 @@ def start_connection(
             raise BadInput(
                 f"Sophtron knows no institution {institution_id}", field="institution_id"
             ) from None
-        except SophtronError as error:
-            raise sophtron_error(error) from None
-        finally:
-            with core.session() as session:
-                meter.flush(session)
     with core.session() as session:
         connection = Connection(
             family_id=actor.family_id,
@@ -388,26 +374,14 @@ def poll_connection(core: Core, connection_id: int) -> ConnectionView:
         if connection.job_id is None or connection.status not in _POLLED:
             return _view(core, connection)
         family_id, job_id = connection.family_id, connection.job_id
-    meter = RequestMeter(core, family_id)
-    with family_client(core, family_id, meter.count) as client:
-        try:
-            job = client.get_job_information_by_id(job_id)
-        except SophtronError as error:
-            with core.session() as session:
-                meter.flush(session)
-            raise sophtron_error(error) from None
+    with sophtron_for(core, family_id) as client:
+        job = client.get_job_information_by_id(job_id)
         with core.session() as session:
             connection = load(session, Connection, connection_id)
             if connection.job_id != job_id:  # someone started over meanwhile
-                meter.flush(session)
                 return _view(core, connection)
             archive(core, session, connection, None, "GetJobInformationByID", job)
-            try:
-                apply_job_status(core, session, client, connection, job_status(job))
-            except SophtronError as error:
-                raise sophtron_error(error) from None
-            finally:
-                meter.flush(session)
+            apply_job_status(core, session, client, connection, job_status(job))
             return _view(core, connection)
 
 
@@ -441,8 +415,7 @@ def answer_challenge(
             )
         prompt = prompt_from_payload(core.vault.decrypt_json(connection.challenge_enc))
         job_id = connection.job_id
-    meter = RequestMeter(core, actor.family_id)
-    with family_client(core, actor.family_id, meter.count) as client:
+    with sophtron_for(core, actor.family_id) as client:
         try:
             client.answer_prompt(job_id, prompt, answer)
         except ValueError as error:
@@ -453,11 +426,6 @@ def answer_challenge(
                 "it may have moved on or expired.",
                 code="answer_rejected",
             ) from None
-        except SophtronError as error:
-            raise sophtron_error(error) from None
-        finally:
-            with core.session() as session:
-                meter.flush(session)
     with core.session() as session:
         connection = _connection(session, actor, connection_id)
         connection.challenge_kind = None
@@ -489,15 +457,8 @@ def retry_connection(core: Core, actor: Actor, connection_id: int) -> Connection
         raise Conflict(
             "This connection has no Sophtron login to retry; connect again", code="no_login"
         )
-    meter = RequestMeter(core, actor.family_id)
-    with family_client(core, actor.family_id, meter.count) as client:
-        try:
-            tracker = client.retry_adding_user_institution(login_id)
-        except SophtronError as error:
-            raise sophtron_error(error) from None
-        finally:
-            with core.session() as session:
-                meter.flush(session)
+    with sophtron_for(core, actor.family_id) as client:
+        tracker = client.retry_adding_user_institution(login_id)
     with core.session() as session:
         connection = _connection(session, actor, connection_id)
         _set_job(connection, tracker.job_id, "connect", core)
@@ -514,15 +475,8 @@ def update_login(
         login_id = _connection(session, actor, connection_id).provider_login_id
     if login_id is None:
         raise Conflict("This connection has no Sophtron login; connect again", code="no_login")
-    meter = RequestMeter(core, actor.family_id)
-    with family_client(core, actor.family_id, meter.count) as client:
-        try:
-            tracker = client.update_user_institution(login_id, username, password, pin)
-        except SophtronError as error:
-            raise sophtron_error(error) from None
-        finally:
-            with core.session() as session:
-                meter.flush(session)
+    with sophtron_for(core, actor.family_id) as client:
+        tracker = client.update_user_institution(login_id, username, password, pin)
     if tracker is None:
         raise NeedsUser(
             "Sophtron took the new login but started no job; retry the connection", code="no_job"
@@ -540,16 +494,7 @@ def remove_connection(core: Core, actor: Actor, connection_id: int) -> None:
     with core.session() as session:
         login_id = _connection(session, actor, connection_id).provider_login_id
     if login_id is not None:
-        meter = RequestMeter(core, actor.family_id)
-        with family_client(core, actor.family_id, meter.count) as client:
-            try:
-                client.delete_user_institution(login_id)
-            except SophtronNotFound:
-                pass
-            except SophtronError as error:
-                raise sophtron_error(error) from None
-            finally:
-                with core.session() as session:
-                    meter.flush(session)
+        with sophtron_for(core, actor.family_id) as client, suppress(SophtronNotFound):
+            client.delete_user_institution(login_id)
     with core.session() as session:
         session.delete(_connection(session, actor, connection_id))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -167,6 +168,21 @@ def remove_credentials(core: Core, actor: Actor) -> None:
         if stored is None:
             raise NotFound("No Sophtron credentials are saved for this family")
         session.delete(stored)
+
+
+@contextmanager
+def sophtron_for(core: Core, family_id: int) -> Iterator[Client]:
+    """The family's Sophtron client for a piece of work: every request it sends is counted in
+    the family's monthly usage, and Sophtron failures leave as sophsync errors."""
+    meter = RequestMeter(core, family_id)
+    try:
+        with family_client(core, family_id, meter.count) as client:
+            yield client
+    except SophtronError as error:
+        raise sophtron_error(error) from None
+    finally:
+        with core.session() as session:
+            meter.flush(session)
 
 
 def family_client(
