@@ -131,3 +131,68 @@ def test_daily_schedule_defers_each_due_connection_once(
     assert tasks.due_connections(core, core.now()) == []
     advance(engine_sandbox, clock, 1)
     assert tasks.due_connections(core, core.now()) == [view.id]
+
+
+def test_poll_task_follows_a_login_with_growing_intervals(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
+) -> None:
+    from sophsync.core import connect
+    from sophsync.jobs import defer_poll
+    from sophsync.store.models import ConnectionStatus
+
+    start = connect.start_connection(
+        core, admin, "926623ca-5952-4921-8f77-2023f1cdde8e", "polled+never-finishes", "pw"
+    )
+    queue = LocalQueue(core)
+    worker = Worker(core, queue)
+    defer_poll(queue, start.id)
+    delays = []
+    for _ in range(3):
+        pending = [j for j in jobs(core) if j.state == JobState.TODO.value]
+        assert len(pending) == 1
+        delays.append((pending[0].run_at - core.now()).total_seconds())
+        worker.run_until_idle()  # not due yet: nothing runs
+        assert [j.id for j in jobs(core) if j.state == JobState.TODO.value] == [pending[0].id]
+        clock.advance(seconds=delays[-1] + 0.1)
+        worker.run_until_idle()
+    assert delays == sorted(delays)
+    assert delays[0] < delays[-1]
+    view = connect.get_connection(core, admin, start.id)
+    assert view.status is ConnectionStatus.CONNECTING
+
+
+def test_answering_mfa_during_a_sync_resumes_it_through_the_queue(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
+) -> None:
+    from sophsync.core import connect, sync
+    from sophsync.jobs import defer_poll
+    from sophsync.store.models import ConnectionStatus
+
+    view = connect_and_link(
+        core, admin, name="Sophtron Bank SecurityQuestion", username="resume+mfa-again"
+    )
+    queue = LocalQueue(core)
+    worker = Worker(core, queue)
+    assert sync.sync_connection(core, view.id).status is RunStatus.SUCCEEDED
+    advance(engine_sandbox, clock, 2)
+    defer_sync(queue, view.id)
+    worker.run_until_idle()
+    waiting = connect.get_connection(core, admin, view.id)
+    assert waiting.status is ConnectionStatus.REQUIRES_UPDATE
+    assert waiting.prompt is not None
+    connect.answer_challenge(core, admin, view.id, ["blue"])
+    defer_poll(queue, view.id)
+    clock.advance(seconds=5)
+    worker.run_until_idle()  # the poll sees the job succeed and queues the sync again
+    clock.advance(seconds=1)
+    worker.run_until_idle()
+    with core.session() as session:
+        statuses = [r.status for r in session.scalars(select(SyncRun).order_by(SyncRun.id))]
+    assert statuses == [
+        RunStatus.SUCCEEDED.value,
+        RunStatus.NEEDS_INPUT.value,
+        RunStatus.SUCCEEDED.value,
+    ]
+    assert connect.get_connection(core, admin, view.id).status is ConnectionStatus.CONNECTED
+    tasks_run = [j.task for j in jobs(core)]
+    assert tasks_run == ["sync_connection", "poll_connection", "sync_connection"]
