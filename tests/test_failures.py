@@ -217,13 +217,13 @@ async def test_never_finishes_async(async_client: AsyncClient) -> None:
 
 
 def test_unanswered_prompt_times_out(make_sandbox: Callable[..., SandboxServer]) -> None:
-    sandbox = make_sandbox(mfa_timeout=0.4)
+    sandbox = make_sandbox(mfa_timeout=1.5)  # room for a loaded machine
     with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, **FAST) as client:
         tracker = client.create_user_institution(QUESTION, "fail-mfa-timeout", PASSWORD)
         status = client.wait_for_job(tracker.job_id)
         assert status.state is JobState.NEEDS_INPUT
         assert status.prompt is not None
-        time.sleep(0.6)
+        time.sleep(1.8)
         error = failed(lambda: client.wait_for_job(tracker.job_id))
         assert error.reason is FailureReason.MFA_TIMEOUT
         assert error.job is not None
@@ -237,7 +237,7 @@ def test_unanswered_prompt_times_out(make_sandbox: Callable[..., SandboxServer])
 
 
 def test_unanswered_token_prompt_times_out(make_sandbox: Callable[..., SandboxServer]) -> None:
-    sandbox = make_sandbox(mfa_timeout=0.4)
+    sandbox = make_sandbox(mfa_timeout=1.5)  # room for a loaded machine
     with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, **FAST) as client:
         tracker = client.create_user_institution(TOKEN, "fail-token-timeout", PASSWORD)
         status = client.wait_for_job(tracker.job_id)
@@ -245,7 +245,7 @@ def test_unanswered_token_prompt_times_out(make_sandbox: Callable[..., SandboxSe
         client.answer_prompt(tracker.job_id, status.prompt, "0")
         status = client.wait_for_job(tracker.job_id)
         assert isinstance(status.prompt, TokenInputPrompt)
-        time.sleep(0.6)
+        time.sleep(1.8)
         error = failed(lambda: client.wait_for_job(tracker.job_id))
         assert error.reason is FailureReason.MFA_TIMEOUT
         assert error.job is not None

@@ -292,7 +292,8 @@ def test_wrong_answers_fail_the_job(core: Core, admin: Actor) -> None:
 def test_unanswered_prompt_past_the_mfa_timeout_fails(
     make_core: Callable[..., Core], make_sandbox: Callable[..., SandboxServer]
 ) -> None:
-    sandbox = make_sandbox(mfa_timeout=0.3)
+    # Long enough for the first poll to see the prompt on a loaded machine, short enough to wait.
+    sandbox = make_sandbox(mfa_timeout=2.0)
     core = make_core(sandbox)
     actor = families.create_family(core, "Slow", "slow@example.com", ADMIN_PASSWORD)
     credentials.save_credentials(core, actor, USER_ID, ACCESS_KEY)
@@ -303,7 +304,7 @@ def test_unanswered_prompt_past_the_mfa_timeout_fails(
     assert view.status is ConnectionStatus.NEEDS_INPUT
     job_id = row(core, view.id).job_id
     assert job_id is not None
-    time.sleep(0.6)
+    time.sleep(2.3)
     # Sophtron's side: the job gave up waiting.
     with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url) as client:
         expired = job_status(client.get_job_information_by_id(job_id))
