@@ -192,7 +192,7 @@ def test_never_finishes(client: Client) -> None:
     with pytest.raises(JobTimeout) as raised:
         client.wait_for_job(tracker.job_id, timeout=0.3)
     elapsed = time.monotonic() - started
-    assert 0.2 <= elapsed < 2.0
+    assert 0.2 <= elapsed < 5.0  # gave up near its 0.3 s deadline, not after the default
     error = raised.value
     assert_clean(error)
     assert error.retryable
@@ -615,7 +615,7 @@ def test_read_timeout(make_sandbox: Callable[..., SandboxServer]) -> None:
         started = time.monotonic()
         with pytest.raises(SophtronTimeout) as raised:
             client.get_institution_by_name("sophtron bank")
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 1.9  # before the slow answer (2 s) arrived
     error = raised.value
     assert error.retryable
     assert error.route == "POST Institution/GetInstitutionByName"
