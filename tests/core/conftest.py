@@ -27,7 +27,7 @@ from sophsync.core.families import Actor
 from sophsync.sandbox import SandboxServer
 from sophsync.settings import Settings
 from sophsync.store import create_engine, upgrade
-from sophsync.store.models import Base
+from sophsync.store.models import Account, Base, Transaction, TxnStatus
 from tests.conftest import ACCESS_KEY, TODAY, USER_ID
 
 POSTGRES = os.environ.get("SOPHSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -185,6 +185,38 @@ def connect_and_link(core: Core, actor: Actor, **kwargs: Any) -> connect.Connect
     view = connect_bank(core, actor, **kwargs)
     link.link_all(core, actor, view.id, history_days=1000)
     return view
+
+
+Copy = dict[str, set[tuple[str | None, int, bool]]]
+
+
+def local_copy(core: Core) -> Copy:
+    """Every active transaction of the store by account name: (provider id, cents, pending)."""
+    with core.session() as session:
+        rows = session.execute(
+            sa.select(
+                Account.name, Transaction.provider_id, Transaction.amount_minor, Transaction.pending
+            )
+            .join(Account, Transaction.account_id == Account.id)
+            .where(Transaction.status == TxnStatus.ACTIVE.value)
+        ).all()
+    copy: Copy = {}
+    for name, provider_id, amount, pending in rows:
+        copy.setdefault(name, set()).add((provider_id, amount, pending))
+    assert sum(map(len, copy.values())) == len(rows), "the store holds duplicate transactions"
+    return copy
+
+
+def sandbox_copy(sandbox: SandboxServer) -> Copy:
+    """The same view of the sandbox's ``/_sandbox/truth``."""
+    return {
+        account["AccountName"]: {
+            (t["TransactionID"], round(t["Amount"] * 100), t["Status"] == "Pending")
+            for t in account["Transactions"]
+        }
+        for login in truth(sandbox)["Logins"]
+        for account in login["Accounts"]
+    }
 
 
 def truth(sandbox: SandboxServer) -> dict[str, Any]:

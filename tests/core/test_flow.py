@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from sophsync.core import sync
 from sophsync.core.app import Core
 from sophsync.core.families import Actor
 from sophsync.sandbox import SandboxServer
-from sophsync.store.models import Account, ConnectionStatus, RunStatus, Transaction, TxnStatus
-from tests.core.conftest import FAST, Clock, advance, connect_and_link, truth
-
-
-def local_copy(core: Core) -> dict[str, set[tuple[str, int, bool]]]:
-    with core.session() as session:
-        rows = session.execute(
-            select(
-                Account.name, Transaction.provider_id, Transaction.amount_minor, Transaction.pending
-            )
-            .join(Account, Transaction.account_id == Account.id)
-            .where(Transaction.status == TxnStatus.ACTIVE.value)
-        ).all()
-    copy: dict[str, set[tuple[str, int, bool]]] = {}
-    for name, provider_id, amount, pending in rows:
-        copy.setdefault(name, set()).add((provider_id, amount, pending))
-    return copy
-
-
-def sandbox_copy(sandbox: SandboxServer) -> dict[str, set[tuple[str, int, bool]]]:
-    login = truth(sandbox)["Logins"][0]
-    return {
-        account["AccountName"]: {
-            (t["TransactionID"], round(t["Amount"] * 100), t["Status"] == "Pending")
-            for t in account["Transactions"]
-        }
-        for account in login["Accounts"]
-    }
+from sophsync.store.models import ConnectionStatus, RunStatus
+from tests.core.conftest import FAST, Clock, advance, connect_and_link, local_copy, sandbox_copy
 
 
 def test_connect_link_sync_equals_truth(

@@ -31,7 +31,7 @@ from sophsync.sandbox import SandboxServer
 from sophsync.settings import Settings
 from sophsync.store.models import Connection, RunStatus, SyncRun, Transaction
 from tests.conftest import ACCESS_KEY, USER_ID
-from tests.core.conftest import Clock, connect_and_link, truth
+from tests.core.conftest import Clock, connect_and_link, local_copy, sandbox_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 STALL_SECONDS = 2
@@ -150,20 +150,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 90.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def local_copy(setup: Setup) -> tuple[set[tuple[str | None, int, bool]], int]:
-    with setup.core.session() as session:
-        rows = session.scalars(select(Transaction).where(Transaction.status == "active")).all()
-    return {(row.provider_id, row.amount_minor, row.pending) for row in rows}, len(rows)
-
-
-def sandbox_copy(setup: Setup) -> set[tuple[str | None, int, bool]]:
-    return {
-        (t["TransactionID"], round(t["Amount"] * 100), t["Status"] == "Pending")
-        for account in truth(setup.sandbox)["Logins"][0]["Accounts"]
-        for t in account["Transactions"]
-    }
-
-
 def test_a_duplicate_sync_is_refused_and_a_worker_runs_it(setup: Setup) -> None:
     connection_id = setup.connect_stale("contract-basic")
     queue = setup.queue()
@@ -179,9 +165,7 @@ def test_a_duplicate_sync_is_refused_and_a_worker_runs_it(setup: Setup) -> None:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
     assert [run.status for run in setup.runs()][:1] == [RunStatus.SUCCEEDED.value]
-    copy, count = local_copy(setup)
-    assert copy == sandbox_copy(setup)
-    assert count == len(copy)
+    assert local_copy(setup.core) == sandbox_copy(setup.sandbox)
 
 
 def test_two_workers_racing_for_one_login(setup: Setup) -> None:
@@ -246,6 +230,4 @@ def test_a_worker_killed_mid_sync_loses_and_duplicates_nothing(setup: Setup) -> 
     )
     assert finished.returncode == 0, finished.stderr
     assert setup.runs()[-1].status == RunStatus.SUCCEEDED.value
-    copy, count = local_copy(setup)
-    assert copy == sandbox_copy(setup)
-    assert count == len(copy)
+    assert local_copy(setup.core) == sandbox_copy(setup.sandbox)
