@@ -15,6 +15,7 @@ from ..sophtron.errors import SophtronError
 from .admin import db, secrets_group, worker
 from .demo import demo
 from .sandbox import sandbox
+from .serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -52,6 +53,7 @@ def cli(ctx: click.Context, verbose: int, data_dir: str | None, database_url: st
 cli.add_command(sandbox)
 cli.add_command(demo)
 cli.add_command(worker)
+cli.add_command(serve)
 cli.add_command(db)
 cli.add_command(secrets_group)
 

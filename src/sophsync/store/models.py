@@ -137,6 +137,23 @@ class User(Base):
         return self.role == Role.ADMIN.value
 
 
+class ApiToken(Base):
+    """A personal access token for the REST API. Only a hash of the token is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The first characters of the token, to recognise it in a list.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class ProviderCredentials(Base):
     """A family's Sophtron developer credentials. The Access Key is encrypted."""
 

@@ -10,6 +10,8 @@ Keep the key away from database backups: a backup alone must not decrypt anythin
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -24,14 +26,13 @@ class VaultError(SophsyncError):
     code = "vault"
 
 
-def _parse_keys(text: str, origin: str) -> list[Fernet]:
+def _parse_keys(text: str, origin: str) -> list[bytes]:
     keys = [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
     if not keys:
         raise BadInput(f"{origin} holds no key", field="secret_key")
-    fernets = []
     for key in keys:
         try:
-            fernets.append(Fernet(key.encode()))
+            Fernet(key.encode())
         except ValueError:
             raise BadInput(
                 f"{origin} holds a key that is not a Fernet key (32 url-safe base64 bytes). "
@@ -40,17 +41,19 @@ def _parse_keys(text: str, origin: str) -> list[Fernet]:
                 "print(Fernet.generate_key().decode())'`.",
                 field="secret_key",
             ) from None
-    return fernets
+    return [key.encode() for key in keys]
 
 
 class Vault:
     """Encrypts and decrypts bytes and JSON with the configured keys."""
 
-    def __init__(self, keys: list[Fernet], *, key_file: Path | None = None) -> None:
+    def __init__(self, keys: list[bytes], *, key_file: Path | None = None) -> None:
+        """``keys``: Fernet keys (url-safe base64 text as bytes), newest first."""
         if not keys:
             raise BadInput("the vault needs at least one key", field="secret_key")
-        self._keys = keys
-        self._fernet = MultiFernet(keys)
+        self._secrets = keys
+        self._keys = [Fernet(key) for key in keys]
+        self._fernet = MultiFernet(self._keys)
         self.key_file = key_file
 
     def __repr__(self) -> str:
@@ -108,4 +111,10 @@ class Vault:
     def with_new_key(self) -> tuple[Vault, bytes]:
         """A vault with a fresh key in front of these, and that key."""
         key = Fernet.generate_key()
-        return Vault([Fernet(key), *self._keys], key_file=self.key_file), key
+        return Vault([key, *self._secrets], key_file=self.key_file), key
+
+    def derive(self, purpose: str) -> str:
+        """A secret for ``purpose`` (such as signing session cookies), derived from the newest
+        key: the same in every process that shares the keys, and changed by a rotation."""
+        digest = hmac.new(self._secrets[0], f"sophsync:{purpose}".encode(), hashlib.sha256)
+        return digest.hexdigest()

@@ -1,0 +1,92 @@
+"""``sophsync serve``: the web app (and, embedded, its worker) in one process."""
+
+from __future__ import annotations
+
+import click
+import uvicorn
+
+from ..core.app import Core
+from ..jobs import LocalQueue, Worker
+from ..sandbox import SandboxConfig, SandboxServer, new_credentials
+from ..web import create_app
+from .admin import settings_of
+
+
+@click.command(short_help="Run the web app and REST API.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
+@click.option(
+    "--sandbox",
+    "with_sandbox",
+    is_flag=True,
+    help="Also run the local Sophtron and use it: try everything without an account.",
+)
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Web tier only; run `sophsync worker` processes for the jobs (PostgreSQL).",
+)
+@click.option(
+    "--concurrency",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Jobs the in-process worker runs at the same time.",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str, port: int, with_sandbox: bool, no_worker: bool, concurrency: int
+) -> None:
+    """Run the web app: the REST API under /api/v1 (OpenAPI at /openapi.json, docs at /docs),
+    /healthz, /readyz and /metrics.
+
+    Embedded (SQLite), the background worker runs in the same process. With PostgreSQL, run the
+    web tier with --no-worker next to `sophsync worker` processes. --sandbox starts the local
+    Sophtron too, with fresh credentials that the first admin can save as they are.
+    """
+    settings = settings_of(ctx)
+    if no_worker and settings.embedded:
+        raise click.UsageError(
+            "--no-worker needs PostgreSQL (SOPHSYNC_DATABASE_URL): with "
+            "SQLite the worker must run in this process."
+        )
+    sandbox: SandboxServer | None = None
+    if with_sandbox:
+        user_id = settings.sophtron_user_id
+        access_key = settings.sophtron_access_key
+        if not (user_id and access_key):
+            user_id, access_key = new_credentials()
+        sandbox = SandboxServer(SandboxConfig(users={user_id: access_key}, job_seconds=1.0))
+        sandbox.start()
+        settings = settings.with_(
+            sophtron_base_url=sandbox.url, sophtron_user_id=user_id, sophtron_access_key=access_key
+        )
+        click.echo(
+            f"Sandbox Sophtron at {sandbox.url} (User ID {user_id}); saving credentials "
+            "with empty fields uses it."
+        )
+    core = Core.open(settings)
+    app = create_app(core)
+    worker: Worker | None = None
+    threads = []
+    if not no_worker:
+        if settings.jobs == "local":
+            worker = Worker(core, LocalQueue(core), concurrency=concurrency)
+            threads = worker.start()
+        else:
+            click.echo("Jobs run on procrastinate: start `sophsync worker` processes too.")
+    click.echo(f"sophsync on http://{host}:{port} (API docs at /docs); Ctrl+C to stop.")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        if worker is not None:
+            worker.stop(threads)
+        if sandbox is not None:
+            sandbox.stop()
+        core.close()

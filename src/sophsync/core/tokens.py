@@ -1,0 +1,82 @@
+"""Personal access tokens for the REST API: shown once, stored as a hash."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ..errors import BadInput, NotFound
+from ..store.models import ApiToken, User
+from .app import Core
+from .families import Actor
+
+PREFIX = "sps_"
+
+
+@dataclass(frozen=True)
+class TokenView:
+    id: int
+    name: str
+    prefix: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(core: Core, actor: Actor, name: str) -> tuple[TokenView, str]:
+    """A new token for the actor; the token text is returned once and never stored."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise BadInput("Name the token (1 to 100 characters)", field="name")
+    token = PREFIX + secrets.token_urlsafe(32)
+    with core.session() as session:
+        row = ApiToken(
+            user_id=actor.user_id,
+            name=name,
+            token_hash=_hash(token),
+            prefix=token[:10],
+            created_at=core.now(),
+        )
+        session.add(row)
+        session.flush()
+        return _view(row), token
+
+
+def _view(row: ApiToken) -> TokenView:
+    return TokenView(row.id, row.name, row.prefix, row.created_at, row.last_used_at)
+
+
+def list_tokens(core: Core, actor: Actor) -> list[TokenView]:
+    with core.session() as session:
+        rows = session.scalars(
+            select(ApiToken).where(ApiToken.user_id == actor.user_id).order_by(ApiToken.id)
+        )
+        return [_view(row) for row in rows]
+
+
+def revoke_token(core: Core, actor: Actor, token_id: int) -> None:
+    with core.session() as session:
+        row = session.get(ApiToken, token_id)
+        if row is None or row.user_id != actor.user_id:
+            raise NotFound(f"No token {token_id} of yours")
+        session.delete(row)
+
+
+def actor_for_token(core: Core, token: str) -> Actor | None:
+    """The user a token belongs to, or ``None``."""
+    if not token.startswith(PREFIX):
+        return None
+    with core.session() as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token)))
+        if row is None:
+            return None
+        row.last_used_at = core.now()
+        user = session.get(User, row.user_id)
+        return Actor.of(user) if user is not None else None

@@ -1,0 +1,588 @@
+"""The web app: the REST API under ``/api/v1`` plus health, readiness and metrics.
+
+Built by :func:`create_app` from a :class:`~sophsync.core.app.Core`. A request is authenticated
+by a personal access token (``Authorization: Bearer sps_...``) or by the signed session cookie
+set by ``POST /api/v1/session``. Requests that change something with a session cookie must come
+from the same site (``Sec-Fetch-Site`` or ``Origin``), which stops cross-site request forgery;
+token requests carry no cookie and need no such check. Every error is JSON
+``{"error": {"code", "message", "field"}}`` with a fitting status; members get 403 on
+everything that changes data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import func, select, text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from .. import __version__
+from ..core import accounts, connect, credentials, families, link, sync, tokens
+from ..core.app import Core
+from ..core.connect import ConnectionView
+from ..core.families import Actor
+from ..errors import BadInput, Conflict, NotFound, SophsyncError
+from ..jobs import Queue, create_queue, defer_sync
+from ..sophtron import (
+    CaptchaPrompt,
+    PhoneConfirmationPrompt,
+    SecurityQuestionsPrompt,
+    TokenInputPrompt,
+    TokenMethodPrompt,
+)
+from ..store import current_revision, head_revision
+from ..store.models import Role, RunStatus, SyncRun, User
+from . import schemas as s
+
+
+class Unauthenticated(SophsyncError):
+    code = "unauthenticated"
+    http_status = 401
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "field": field}}, status_code=status
+    )
+
+
+def _challenge(view: ConnectionView) -> s.ChallengeOut | None:
+    prompt = view.prompt
+    if isinstance(prompt, SecurityQuestionsPrompt):
+        return s.ChallengeOut(kind="security_questions", questions=list(prompt.questions))
+    if isinstance(prompt, TokenMethodPrompt):
+        return s.ChallengeOut(kind="token_method", options=list(prompt.labels))
+    if isinstance(prompt, TokenInputPrompt):
+        return s.ChallengeOut(kind="token_input", label=prompt.label)
+    if isinstance(prompt, PhoneConfirmationPrompt):
+        return s.ChallengeOut(kind="phone_confirmation", code=prompt.code)
+    if isinstance(prompt, CaptchaPrompt):
+        return s.ChallengeOut(kind="captcha", image_png_base64=prompt.image_base64)
+    return None
+
+
+def _connection(view: ConnectionView) -> s.ConnectionOut:
+    return s.ConnectionOut(
+        id=view.id,
+        institution_name=view.institution_name,
+        status=view.status,
+        message=view.message,
+        error_code=view.error_code,
+        challenge=_challenge(view),
+    )
+
+
+def _account(view: accounts.AccountView) -> s.AccountOut:
+    return s.AccountOut(
+        id=view.id,
+        name=view.name,
+        type=view.type,
+        subtype=view.subtype,
+        currency=view.currency,
+        balance=s.money(view.balance_minor, view.currency) or "0",
+        available=s.money(view.available_minor, view.currency),
+        balance_at=view.balance_at,
+        linked=view.linked,
+        invert_sign=view.invert_sign,
+        sync_start_date=view.sync_start_date,
+        last_synced_at=view.last_synced_at,
+    )
+
+
+def _transaction(view: accounts.TransactionView) -> s.TransactionOut:
+    return s.TransactionOut(
+        id=view.id,
+        account_id=view.account_id,
+        provider_id=view.provider_id,
+        date=view.date,
+        posted_date=view.posted_date,
+        pending=view.pending,
+        amount=s.money(view.amount_minor, view.currency) or "0",
+        amount_minor=view.amount_minor,
+        currency=view.currency,
+        description=view.description,
+        merchant=view.merchant,
+        category=view.category,
+    )
+
+
+def _same_site(request: Request) -> bool:
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in {"same-origin", "none"}
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser request (no Origin on same-origin GET-less clients)
+    return urlsplit(origin).netloc == request.headers.get("host")
+
+
+def actor(request: Request) -> Actor:
+    """Who sends the request: a bearer token's user, or the session's."""
+    core: Core = request.app.state.core
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        found = tokens.actor_for_token(core, header[7:].strip())
+        if found is None:
+            raise Unauthenticated("The access token is unknown or revoked.")
+        return found
+    user_id = request.session.get("user_id")
+    if isinstance(user_id, int):
+        try:
+            return families.get_actor(core, user_id)
+        except NotFound:
+            request.session.clear()
+    raise Unauthenticated("Log in, or send a personal access token.")
+
+
+Who = Annotated[Actor, Depends(actor)]
+
+
+def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
+    """The ASGI app. ``queue`` defaults to the configured job backend's."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        close = getattr(app.state.queue, "close", None)
+        if close is not None:
+            close()
+
+    app = FastAPI(
+        title="sophsync",
+        version=__version__,
+        description="Self-hosted bank sync on the Sophtron aggregation API.",
+        lifespan=lifespan,
+        responses={401: {"model": s.Error}, 403: {"model": s.Error}, 422: {"model": s.Error}},
+    )
+    app.state.core = core
+    app.state.queue = queue if queue is not None else create_queue(core)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=core.vault.derive("session"),
+        session_cookie="sophsync_session",
+        same_site="lax",
+        https_only=False,
+        max_age=14 * 24 * 3600,
+    )
+
+    @app.exception_handler(SophsyncError)
+    async def sophsync_error(request: Request, error: SophsyncError) -> JSONResponse:
+        return _error(error.http_status, error.code, error.message, getattr(error, "field", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        location = [str(part) for part in first.get("loc", ()) if part not in {"body", "query"}]
+        field = ".".join(location) or None
+        message = f"{field}: {first.get('msg', 'invalid')}" if field else "The request is invalid"
+        return _error(422, "bad_input", message, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return _error(error.status_code, code, str(error.detail))
+
+    @app.middleware("http")
+    async def csrf(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        unsafe = request.method not in {"GET", "HEAD", "OPTIONS"}
+        bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
+        if unsafe and not bearer and not _same_site(request):
+            return _error(403, "cross_site", "Cross-site requests are refused.")
+        return await call_next(request)
+
+    api = "/api/v1"
+
+    # --- health ---------------------------------------------------------------------------
+
+    @app.get("/healthz", response_model=s.Health, tags=["health"])
+    def healthz() -> s.Health:
+        """The process answers."""
+        return s.Health(status="ok")
+
+    @app.get(
+        "/readyz", response_model=s.Health, tags=["health"], responses={503: {"model": s.Health}}
+    )
+    def readyz() -> Response:
+        """The database answers and its schema is current."""
+        try:
+            with core.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            revision, head = current_revision(core.engine), head_revision()
+        except Exception as error:  # the database is down: say so, never a 500
+            body = s.Health(status="unavailable", details={"database": type(error).__name__})
+            return JSONResponse(body.model_dump(), status_code=503)
+        ready = revision == head
+        body = s.Health(
+            status="ok" if ready else "migrations pending",
+            details={"revision": revision, "head": head},
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        """Prometheus metrics: syncs by status, requests spent, queue depth."""
+        registry = CollectorRegistry()
+        runs = Gauge("sophsync_sync_runs", "Sync runs by status", ["status"], registry=registry)
+        spent = Gauge(
+            "sophsync_sophtron_requests", "Sophtron requests spent by all syncs", registry=registry
+        )
+        depth = Gauge("sophsync_queue_depth", "Jobs waiting or running", registry=registry)
+        with core.session() as session:
+            for status, count in session.execute(
+                select(SyncRun.status, func.count()).group_by(SyncRun.status)
+            ):
+                runs.labels(status=status).set(count)
+            for status in RunStatus:
+                runs.labels(status=status.value)
+            spent.set(session.scalar(select(func.coalesce(func.sum(SyncRun.requests), 0))) or 0)
+        pending = getattr(app.state.queue, "pending", None)
+        depth.set(pending() if pending is not None else 0)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    # --- session, setup, users, tokens ----------------------------------------------------
+
+    @app.post(f"{api}/setup", response_model=s.UserOut, status_code=201, tags=["session"])
+    def setup(body: s.SetupIn, request: Request) -> s.UserOut:
+        """First run: create the family and its first admin (only while there is no user)."""
+        with core.session() as session:
+            if session.scalar(select(func.count()).select_from(User)):
+                raise Conflict("sophsync is set up already; log in", code="set_up_already")
+        created = families.create_family(core, body.family, body.email, body.password)
+        request.session["user_id"] = created.user_id
+        return s.UserOut(
+            id=created.user_id, email=created.email, role=created.role, family_id=created.family_id
+        )
+
+    @app.post(f"{api}/session", response_model=s.UserOut, tags=["session"])
+    def login(body: s.LoginIn, request: Request) -> s.UserOut:
+        """Log in: sets the session cookie."""
+        who = families.authenticate(core, body.email, body.password)
+        request.session["user_id"] = who.user_id
+        return s.UserOut(id=who.user_id, email=who.email, role=who.role, family_id=who.family_id)
+
+    @app.delete(f"{api}/session", status_code=204, tags=["session"])
+    def logout(request: Request) -> Response:
+        """Log out."""
+        request.session.clear()
+        return Response(status_code=204)
+
+    @app.get(f"{api}/me", response_model=s.UserOut, tags=["session"])
+    def me(who: Who) -> s.UserOut:
+        return s.UserOut(id=who.user_id, email=who.email, role=who.role, family_id=who.family_id)
+
+    @app.get(f"{api}/users", response_model=list[s.UserOut], tags=["users"])
+    def users(who: Who) -> list[s.UserOut]:
+        """The people of your family."""
+        with core.session() as session:
+            rows = session.scalars(
+                select(User).where(User.family_id == who.family_id).order_by(User.id)
+            )
+            return [
+                s.UserOut(id=u.id, email=u.email, role=Role(u.role), family_id=u.family_id)
+                for u in rows
+            ]
+
+    @app.post(f"{api}/users", response_model=s.UserOut, status_code=201, tags=["users"])
+    def add_user(body: s.UserIn, who: Who) -> s.UserOut:
+        """Add a person to your family (admins)."""
+        added = families.add_user(core, who, body.email, body.password, body.role)
+        return s.UserOut(
+            id=added.user_id, email=added.email, role=added.role, family_id=added.family_id
+        )
+
+    @app.patch(f"{api}/users/{{user_id}}", response_model=s.UserOut, tags=["users"])
+    def set_role(user_id: int, body: s.RoleIn, who: Who) -> s.UserOut:
+        """Make a person an admin or a member (admins)."""
+        changed = families.set_role(core, who, user_id, body.role)
+        return s.UserOut(
+            id=changed.user_id, email=changed.email, role=changed.role, family_id=changed.family_id
+        )
+
+    @app.get(f"{api}/tokens", response_model=list[s.TokenOut], tags=["tokens"])
+    def list_tokens(who: Who) -> list[s.TokenOut]:
+        return [s.TokenOut.model_validate(t) for t in tokens.list_tokens(core, who)]
+
+    @app.post(f"{api}/tokens", response_model=s.NewTokenOut, status_code=201, tags=["tokens"])
+    def new_token(body: s.TokenIn, who: Who) -> s.NewTokenOut:
+        """Create a personal access token (its text is shown once)."""
+        view, token = tokens.create_token(core, who, body.name)
+        return s.NewTokenOut(**s.TokenOut.model_validate(view).model_dump(), token=token)
+
+    @app.delete(f"{api}/tokens/{{token_id}}", status_code=204, tags=["tokens"])
+    def revoke(token_id: int, who: Who) -> Response:
+        tokens.revoke_token(core, who, token_id)
+        return Response(status_code=204)
+
+    # --- Sophtron credentials and institutions --------------------------------------------
+
+    @app.get(f"{api}/credentials", response_model=s.CredentialsOut, tags=["bank sync"])
+    def get_credentials(who: Who) -> s.CredentialsOut:
+        """The family's Sophtron credentials (never the Access Key)."""
+        status = credentials.credentials_status(core, who)
+        if status is None:
+            raise NotFound("No Sophtron credentials are saved", code="no_credentials")
+        return s.CredentialsOut.model_validate(status)
+
+    @app.put(f"{api}/credentials", response_model=s.CredentialsOut, tags=["bank sync"])
+    def put_credentials(body: s.CredentialsIn, who: Who) -> s.CredentialsOut:
+        """Verify with Sophtron and save (admins)."""
+        status = credentials.save_credentials(
+            core, who, body.user_id, body.access_key, body.base_url
+        )
+        return s.CredentialsOut.model_validate(status)
+
+    @app.delete(f"{api}/credentials", status_code=204, tags=["bank sync"])
+    def delete_credentials(who: Who) -> Response:
+        credentials.remove_credentials(core, who)
+        return Response(status_code=204)
+
+    @app.get(f"{api}/institutions", response_model=list[s.InstitutionOut], tags=["bank sync"])
+    def institutions(who: Who, q: Annotated[str, Query(min_length=2)]) -> list[s.InstitutionOut]:
+        """Search institutions by name."""
+        return [
+            s.InstitutionOut(
+                institution_id=i.institution_id,
+                name=i.institution_name,
+                url=i.url,
+                logo=i.logo,
+                username_label=i.institution_detail.login_form_user_name
+                if i.institution_detail
+                else None,
+                needs_password=i.institution_detail.needs_password
+                if i.institution_detail
+                else True,
+            )
+            for i in connect.search_institutions(core, who, q)
+        ]
+
+    # --- connections ------------------------------------------------------------------------
+
+    @app.get(f"{api}/connections", response_model=list[s.ConnectionOut], tags=["connections"])
+    def connections(who: Who) -> list[s.ConnectionOut]:
+        return [_connection(v) for v in connect.list_connections(core, who)]
+
+    @app.post(
+        f"{api}/connections", response_model=s.ConnectionOut, status_code=201, tags=["connections"]
+    )
+    def start(body: s.ConnectIn, who: Who) -> s.ConnectionOut:
+        """Log in to a bank (admins); then poll the connection and answer its challenges."""
+        return _connection(
+            connect.start_connection(
+                core,
+                who,
+                body.institution_id,
+                body.username,
+                body.password,
+                body.pin,
+                institution_name=body.institution_name,
+            )
+        )
+
+    @app.get(
+        f"{api}/connections/{{connection_id}}", response_model=s.ConnectionOut, tags=["connections"]
+    )
+    def get_connection(connection_id: int, who: Who) -> s.ConnectionOut:
+        return _connection(connect.get_connection(core, who, connection_id))
+
+    @app.post(
+        f"{api}/connections/{{connection_id}}/poll",
+        response_model=s.ConnectionOut,
+        tags=["connections"],
+    )
+    def poll(connection_id: int, who: Who) -> s.ConnectionOut:
+        """Read the bank's progress once (admins; each poll is one Sophtron request)."""
+        families.require_admin(who, "check a connection")
+        connect.get_connection(core, who, connection_id)
+        return _connection(connect.poll_connection(core, connection_id))
+
+    @app.post(
+        f"{api}/connections/{{connection_id}}/answer",
+        response_model=s.ConnectionOut,
+        tags=["connections"],
+    )
+    def answer(connection_id: int, body: s.AnswerIn, who: Who) -> s.ConnectionOut:
+        """Answer the bank's pending challenge (admins)."""
+        return _connection(connect.answer_challenge(core, who, connection_id, body.answer))
+
+    @app.post(
+        f"{api}/connections/{{connection_id}}/check-again",
+        response_model=s.ConnectionOut,
+        tags=["connections"],
+    )
+    def check_again(connection_id: int, who: Who) -> s.ConnectionOut:
+        return _connection(connect.check_again(core, who, connection_id))
+
+    @app.post(
+        f"{api}/connections/{{connection_id}}/retry",
+        response_model=s.ConnectionOut,
+        tags=["connections"],
+    )
+    def retry(connection_id: int, who: Who) -> s.ConnectionOut:
+        """Start over without the bank password (admins)."""
+        return _connection(connect.retry_connection(core, who, connection_id))
+
+    @app.put(
+        f"{api}/connections/{{connection_id}}/login",
+        response_model=s.ConnectionOut,
+        tags=["connections"],
+    )
+    def update_login(connection_id: int, body: s.LoginUpdateIn, who: Who) -> s.ConnectionOut:
+        """Send new bank credentials (admins)."""
+        return _connection(
+            connect.update_login(core, who, connection_id, body.username, body.password, body.pin)
+        )
+
+    @app.delete(f"{api}/connections/{{connection_id}}", status_code=204, tags=["connections"])
+    def remove(connection_id: int, who: Who) -> Response:
+        connect.remove_connection(core, who, connection_id)
+        return Response(status_code=204)
+
+    # --- accounts, links, transactions ------------------------------------------------------
+
+    @app.get(
+        f"{api}/provider-accounts", response_model=list[s.ProviderAccountOut], tags=["accounts"]
+    )
+    def provider_accounts(who: Who, connection_id: int | None = None) -> list[s.ProviderAccountOut]:
+        """The accounts Sophtron found, linked or not."""
+        return [
+            s.ProviderAccountOut(
+                id=p.id,
+                connection_id=p.connection_id,
+                name=p.name,
+                mask=p.mask,
+                kind=p.kind,
+                provider_type=p.provider_type,
+                provider_subtype=p.provider_subtype,
+                currency=p.currency,
+                balance=s.money(p.balance_minor, p.currency),
+                linked_account_id=p.linked_account_id,
+            )
+            for p in link.provider_accounts(core, who, connection_id)
+        ]
+
+    @app.post(f"{api}/links", response_model=s.AccountOut, status_code=201, tags=["accounts"])
+    def new_link(body: s.LinkIn, who: Who) -> s.AccountOut:
+        """Link a provider account to a new local account, or to ``account_id`` (admins)."""
+        if body.account_id is not None:
+            link.link_existing(
+                core,
+                who,
+                body.provider_account_id,
+                body.account_id,
+                sync_start_date=body.sync_start_date,
+            )
+            account_id = body.account_id
+        else:
+            account_id = link.link_new(
+                core,
+                who,
+                body.provider_account_id,
+                name=body.name,
+                type=body.type,
+                subtype=body.subtype,
+                sync_start_date=body.sync_start_date,
+                history_days=body.history_days,
+                invert_sign=body.invert_sign,
+            )
+        return _account(next(a for a in accounts.list_accounts(core, who) if a.id == account_id))
+
+    @app.get(f"{api}/accounts", response_model=list[s.AccountOut], tags=["accounts"])
+    def list_accounts(who: Who) -> list[s.AccountOut]:
+        return [_account(a) for a in accounts.list_accounts(core, who)]
+
+    @app.patch(f"{api}/accounts/{{account_id}}", response_model=s.AccountOut, tags=["accounts"])
+    def patch_account(account_id: int, body: s.AccountPatch, who: Who) -> s.AccountOut:
+        return _account(
+            accounts.update_account(
+                core,
+                who,
+                account_id,
+                name=body.name,
+                type=body.type,
+                subtype=body.subtype,
+                invert_sign=body.invert_sign,
+                sync_start_date=body.sync_start_date,
+            )
+        )
+
+    @app.post(
+        f"{api}/accounts/{{account_id}}/unlink", response_model=s.AccountOut, tags=["accounts"]
+    )
+    def unlink(account_id: int, who: Who) -> s.AccountOut:
+        """Stop syncing an account; its history stays (admins)."""
+        link.unlink(core, who, account_id)
+        return _account(next(a for a in accounts.list_accounts(core, who) if a.id == account_id))
+
+    @app.get(f"{api}/transactions", response_model=s.TransactionPage, tags=["transactions"])
+    def transactions(
+        who: Who,
+        account_id: int | None = None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        pending: bool | None = None,
+        cursor: int | None = None,
+        limit: Annotated[int, Query(ge=1, le=accounts.MAX_PAGE)] = 100,
+    ) -> s.TransactionPage:
+        """Transactions, newest first; follow ``next_cursor`` for more."""
+        rows = accounts.list_transactions(
+            core,
+            who,
+            account_id=account_id,
+            start=start,
+            end=end,
+            pending=pending,
+            after_id=cursor,
+            limit=limit,
+        )
+        return s.TransactionPage(
+            items=[_transaction(r) for r in rows],
+            next_cursor=rows[-1].id if len(rows) == limit else None,
+        )
+
+    @app.delete(f"{api}/transactions/{{transaction_id}}", status_code=204, tags=["transactions"])
+    def delete_transaction(transaction_id: int, who: Who) -> Response:
+        """Delete a transaction for good: syncs never bring it back (admins)."""
+        accounts.delete_transaction(core, who, transaction_id)
+        return Response(status_code=204)
+
+    # --- syncs ------------------------------------------------------------------------------
+
+    @app.get(f"{api}/sync-runs", response_model=list[s.SyncRunOut], tags=["syncs"])
+    def sync_runs(who: Who, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[s.SyncRunOut]:
+        return [s.SyncRunOut.model_validate(r) for r in sync.sync_runs(core, who, limit)]
+
+    @app.post(f"{api}/sync", response_model=s.QueuedOut, status_code=202, tags=["syncs"])
+    def sync_now(body: s.SyncIn, who: Who) -> s.QueuedOut:
+        """Queue a sync of one connection or of all (admins); workers run it."""
+        families.require_admin(who, "start a sync")
+        views = connect.list_connections(core, who)
+        if body.connection_id is not None:
+            views = [v for v in views if v.id == body.connection_id]
+            if not views:
+                raise NotFound(f"No connection {body.connection_id} in your family")
+        if not views:
+            raise BadInput(
+                "No institution is connected yet. Connect a bank first.", code="no_connections"
+            )
+        queued: list[int] = []
+        waiting: list[int] = []
+        for view in views:
+            deferred = defer_sync(
+                app.state.queue, view.id, trigger="manual", backfill_from=body.backfill_from
+            )
+            (queued if deferred is not None else waiting).append(view.id)
+        return s.QueuedOut(queued=queued, already_queued=waiting)
+
+    return app

@@ -1,0 +1,245 @@
+"""JSON shapes of the REST API (they also make the OpenAPI description)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..core.importer import to_decimal
+from ..store.models import AccountType, ConnectionStatus, Role, RunStatus
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorBody(Model):
+    code: str = Field(description="Stable machine-readable code, e.g. `forbidden`.")
+    message: str = Field(description="What failed and what to do, for a person.")
+    field: str | None = Field(default=None, description="The input field at fault, if any.")
+
+
+class Error(Model):
+    error: ErrorBody
+
+
+def money(minor: int | None, currency: str) -> str | None:
+    """Minor units as a decimal string (``-12.34``): never a float."""
+    return None if minor is None else str(to_decimal(minor, currency))
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+class SetupIn(Model):
+    family: str = Field(min_length=1, max_length=200)
+    email: str
+    password: str
+
+
+class LoginIn(Model):
+    email: str
+    password: str
+
+
+class UserIn(Model):
+    email: str
+    password: str
+    role: Role = Role.MEMBER
+
+
+class RoleIn(Model):
+    role: Role
+
+
+class TokenIn(Model):
+    name: str
+
+
+class CredentialsIn(Model):
+    user_id: str | None = None
+    access_key: str | None = Field(default=None, description="Sophtron's base64 Access Key.")
+    base_url: str | None = None
+
+
+class ConnectIn(Model):
+    institution_id: str
+    username: str
+    password: str = ""
+    pin: str = ""
+    institution_name: str | None = None
+
+
+class AnswerIn(Model):
+    answer: str | list[str] | bool = Field(
+        description="Security answers (a list, one per question), the chosen token method "
+        "(its text or index), the code, the captcha text, or `true` for a phone confirmation."
+    )
+
+
+class LoginUpdateIn(Model):
+    username: str
+    password: str
+    pin: str = ""
+
+
+class LinkIn(Model):
+    provider_account_id: int
+    account_id: int | None = Field(
+        default=None, description="Link to this existing account instead."
+    )
+    name: str | None = None
+    type: AccountType | None = None
+    subtype: str | None = None
+    sync_start_date: dt.date | None = None
+    history_days: int | None = None
+    invert_sign: bool = False
+
+
+class AccountPatch(Model):
+    name: str | None = None
+    type: AccountType | None = None
+    subtype: str | None = None
+    invert_sign: bool | None = None
+    sync_start_date: dt.date | None = None
+
+
+class SyncIn(Model):
+    connection_id: int | None = None
+    backfill_from: dt.date | None = None
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class UserOut(Model):
+    id: int
+    email: str
+    role: Role
+    family_id: int
+
+
+class TokenOut(Model):
+    id: int
+    name: str
+    prefix: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+
+
+class NewTokenOut(TokenOut):
+    token: str = Field(description="Shown once: store it now.")
+
+
+class CredentialsOut(Model):
+    user_id: str
+    base_url: str
+    customer_id: str | None
+    verified_at: dt.datetime | None
+
+
+class InstitutionOut(Model):
+    institution_id: str
+    name: str | None
+    url: str | None
+    logo: str | None
+    username_label: str | None
+    needs_password: bool
+
+
+class ChallengeOut(Model):
+    kind: Literal[
+        "security_questions", "token_method", "token_input", "phone_confirmation", "captcha"
+    ]
+    questions: list[str] | None = None
+    options: list[str] | None = Field(
+        default=None, description="Token methods, cleaned for display."
+    )
+    label: str | None = None
+    code: str | None = None
+    image_png_base64: str | None = None
+
+
+class ConnectionOut(Model):
+    id: int
+    institution_name: str
+    status: ConnectionStatus
+    message: str
+    error_code: str | None
+    challenge: ChallengeOut | None
+
+
+class ProviderAccountOut(Model):
+    id: int
+    connection_id: int
+    name: str
+    mask: str
+    kind: AccountType
+    provider_type: str | None
+    provider_subtype: str | None
+    currency: str
+    balance: str | None
+    linked_account_id: int | None
+
+
+class AccountOut(Model):
+    id: int
+    name: str
+    type: AccountType
+    subtype: str | None
+    currency: str
+    balance: str
+    available: str | None
+    balance_at: dt.datetime | None
+    linked: bool
+    invert_sign: bool
+    sync_start_date: dt.date | None
+    last_synced_at: dt.datetime | None
+
+
+class TransactionOut(Model):
+    id: int
+    account_id: int
+    provider_id: str | None
+    date: dt.date
+    posted_date: dt.date | None
+    pending: bool
+    amount: str = Field(description="Decimal string; negative when money leaves the account.")
+    amount_minor: int
+    currency: str
+    description: str
+    merchant: str | None
+    category: str | None
+
+
+class TransactionPage(Model):
+    items: list[TransactionOut]
+    next_cursor: int | None = Field(default=None, description="Pass as `cursor` for the next page.")
+
+
+class SyncRunOut(Model):
+    id: int
+    connection_id: int | None
+    trigger: str
+    status: RunStatus
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    requests: int
+    error: str | None
+    error_code: str | None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class QueuedOut(Model):
+    queued: list[int] = Field(description="Connections whose sync was queued.")
+    already_queued: list[int] = Field(description="Connections with a sync waiting already.")
+
+
+class Health(Model):
+    status: str
+    details: dict[str, Any] = Field(default_factory=dict)

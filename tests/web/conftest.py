@@ -1,0 +1,71 @@
+"""Fixtures for the web app: a real server on 127.0.0.1 over a Core and a sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from sophsync.core.app import Core
+from sophsync.jobs import LocalQueue
+from sophsync.sandbox import SandboxServer
+from sophsync.web import create_app
+from tests.core.conftest import (  # noqa: F401 - fixtures shared with the core tests
+    backend,
+    clock,
+    database_url,
+    engine_sandbox,
+    make_core,
+    postgres_url,
+)
+
+
+class WebServer:
+    """The web app served by uvicorn on a free port, in a thread."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.queue = LocalQueue(core)
+        self.app = create_app(core, queue=self.queue)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[self._socket])), daemon=True
+        )
+
+    def start(self) -> WebServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            assert time.monotonic() < deadline, "the web app did not start"
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._socket.close()
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """A client as a browser on the same site would be (cookies kept)."""
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def web(
+    make_core: Callable[..., Core],  # noqa: F811 - the core tests' fixture, requested here
+    engine_sandbox: SandboxServer,  # noqa: F811
+) -> Iterator[WebServer]:
+    server = WebServer(make_core(engine_sandbox)).start()
+    yield server
+    server.stop()
