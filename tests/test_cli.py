@@ -179,3 +179,46 @@ def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     assert re.search(r"6 accounts, \d+ transactions, \d+ Sophtron requests", out)
     assert "equals the sandbox's truth" in out
     assert (tmp_path / "data" / "sophsync.db").exists()
+
+
+def test_serve_with_the_sandbox_runs_the_web_app(unused_port: int, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHTRON_", "SOPHSYNC_"))}
+    env["SOPHSYNC_DATA_DIR"] = str(tmp_path)
+    process = subprocess.Popen(
+        [*SOPHSYNC, "serve", "--sandbox", "--port", str(unused_port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    root = f"http://127.0.0.1:{unused_port}"
+    try:
+        _wait_for(f"{root}/healthz", process)
+        assert httpx.get(f"{root}/readyz").json()["status"] == "ok"
+        with httpx.Client(base_url=root, timeout=30) as client:
+            created = client.post(
+                "/api/v1/setup",
+                json={
+                    "family": "Serve",
+                    "email": "serve@example.com",
+                    "password": "a long password",
+                },
+            )
+            assert created.status_code == 201, created.text
+            # Empty fields: the sandbox's credentials, as --sandbox promises.
+            saved = client.put("/api/v1/credentials", json={})
+            assert saved.status_code == 200, saved.text
+            found = client.get("/api/v1/institutions", params={"q": "Sophtron Bank"}).json()
+            assert len(found) == 7
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert "Sandbox Sophtron at" in out
+    assert "Traceback" not in err
+
+
+def test_serve_refuses_no_worker_on_sqlite(tmp_path: Path) -> None:
+    result = run("--data-dir", str(tmp_path), "serve", "--no-worker")
+    assert result.returncode == 2
+    assert "--no-worker needs PostgreSQL" in result.stderr
