@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
@@ -145,6 +145,8 @@ def actor(request: Request) -> Actor:
 
 
 Who = Annotated[Actor, Depends(actor)]
+PathId = Annotated[int, Path(ge=1, le=s.MAX_ID)]
+QueryId = Annotated[int, Query(ge=1, le=s.MAX_ID)]
 
 
 def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
@@ -303,7 +305,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         )
 
     @app.patch(f"{api}/users/{{user_id}}", response_model=s.UserOut, tags=["users"])
-    def set_role(user_id: int, body: s.RoleIn, who: Who) -> s.UserOut:
+    def set_role(user_id: PathId, body: s.RoleIn, who: Who) -> s.UserOut:
         """Make a person an admin or a member (admins)."""
         changed = families.set_role(core, who, user_id, body.role)
         return s.UserOut(
@@ -321,7 +323,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         return s.NewTokenOut(**s.TokenOut.model_validate(view).model_dump(), token=token)
 
     @app.delete(f"{api}/tokens/{{token_id}}", status_code=204, tags=["tokens"])
-    def revoke(token_id: int, who: Who) -> Response:
+    def revoke(token_id: PathId, who: Who) -> Response:
         tokens.revoke_token(core, who, token_id)
         return Response(status_code=204)
 
@@ -393,7 +395,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     @app.get(
         f"{api}/connections/{{connection_id}}", response_model=s.ConnectionOut, tags=["connections"]
     )
-    def get_connection(connection_id: int, who: Who) -> s.ConnectionOut:
+    def get_connection(connection_id: PathId, who: Who) -> s.ConnectionOut:
         return _connection(connect.get_connection(core, who, connection_id))
 
     @app.post(
@@ -401,7 +403,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         response_model=s.ConnectionOut,
         tags=["connections"],
     )
-    def poll(connection_id: int, who: Who) -> s.ConnectionOut:
+    def poll(connection_id: PathId, who: Who) -> s.ConnectionOut:
         """Read the bank's progress once (admins; each poll is one Sophtron request)."""
         families.require_admin(who, "check a connection")
         connect.get_connection(core, who, connection_id)
@@ -412,7 +414,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         response_model=s.ConnectionOut,
         tags=["connections"],
     )
-    def answer(connection_id: int, body: s.AnswerIn, who: Who) -> s.ConnectionOut:
+    def answer(connection_id: PathId, body: s.AnswerIn, who: Who) -> s.ConnectionOut:
         """Answer the bank's pending challenge (admins)."""
         return _connection(connect.answer_challenge(core, who, connection_id, body.answer))
 
@@ -421,7 +423,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         response_model=s.ConnectionOut,
         tags=["connections"],
     )
-    def check_again(connection_id: int, who: Who) -> s.ConnectionOut:
+    def check_again(connection_id: PathId, who: Who) -> s.ConnectionOut:
         return _connection(connect.check_again(core, who, connection_id))
 
     @app.post(
@@ -429,7 +431,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         response_model=s.ConnectionOut,
         tags=["connections"],
     )
-    def retry(connection_id: int, who: Who) -> s.ConnectionOut:
+    def retry(connection_id: PathId, who: Who) -> s.ConnectionOut:
         """Start over without the bank password (admins)."""
         return _connection(connect.retry_connection(core, who, connection_id))
 
@@ -438,14 +440,14 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         response_model=s.ConnectionOut,
         tags=["connections"],
     )
-    def update_login(connection_id: int, body: s.LoginUpdateIn, who: Who) -> s.ConnectionOut:
+    def update_login(connection_id: PathId, body: s.LoginUpdateIn, who: Who) -> s.ConnectionOut:
         """Send new bank credentials (admins)."""
         return _connection(
             connect.update_login(core, who, connection_id, body.username, body.password, body.pin)
         )
 
     @app.delete(f"{api}/connections/{{connection_id}}", status_code=204, tags=["connections"])
-    def remove(connection_id: int, who: Who) -> Response:
+    def remove(connection_id: PathId, who: Who) -> Response:
         connect.remove_connection(core, who, connection_id)
         return Response(status_code=204)
 
@@ -454,7 +456,9 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     @app.get(
         f"{api}/provider-accounts", response_model=list[s.ProviderAccountOut], tags=["accounts"]
     )
-    def provider_accounts(who: Who, connection_id: int | None = None) -> list[s.ProviderAccountOut]:
+    def provider_accounts(
+        who: Who, connection_id: QueryId | None = None
+    ) -> list[s.ProviderAccountOut]:
         """The accounts Sophtron found, linked or not."""
         return [
             s.ProviderAccountOut(
@@ -503,7 +507,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         return [_account(a) for a in accounts.list_accounts(core, who)]
 
     @app.patch(f"{api}/accounts/{{account_id}}", response_model=s.AccountOut, tags=["accounts"])
-    def patch_account(account_id: int, body: s.AccountPatch, who: Who) -> s.AccountOut:
+    def patch_account(account_id: PathId, body: s.AccountPatch, who: Who) -> s.AccountOut:
         return _account(
             accounts.update_account(
                 core,
@@ -520,7 +524,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     @app.post(
         f"{api}/accounts/{{account_id}}/unlink", response_model=s.AccountOut, tags=["accounts"]
     )
-    def unlink(account_id: int, who: Who) -> s.AccountOut:
+    def unlink(account_id: PathId, who: Who) -> s.AccountOut:
         """Stop syncing an account; its history stays (admins)."""
         link.unlink(core, who, account_id)
         return _account(next(a for a in accounts.list_accounts(core, who) if a.id == account_id))
@@ -528,11 +532,11 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     @app.get(f"{api}/transactions", response_model=s.TransactionPage, tags=["transactions"])
     def transactions(
         who: Who,
-        account_id: int | None = None,
+        account_id: QueryId | None = None,
         start: dt.date | None = None,
         end: dt.date | None = None,
         pending: bool | None = None,
-        cursor: int | None = None,
+        cursor: QueryId | None = None,
         limit: Annotated[int, Query(ge=1, le=accounts.MAX_PAGE)] = 100,
     ) -> s.TransactionPage:
         """Transactions, newest first; follow ``next_cursor`` for more."""
@@ -552,7 +556,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         )
 
     @app.delete(f"{api}/transactions/{{transaction_id}}", status_code=204, tags=["transactions"])
-    def delete_transaction(transaction_id: int, who: Who) -> Response:
+    def delete_transaction(transaction_id: PathId, who: Who) -> Response:
         """Delete a transaction for good: syncs never bring it back (admins)."""
         accounts.delete_transaction(core, who, transaction_id)
         return Response(status_code=204)

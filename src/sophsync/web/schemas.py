@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.importer import to_decimal
 from ..store.models import AccountType, ConnectionStatus, Role, RunStatus
+
+#: The largest id the databases store (a 32-bit INTEGER column).
+MAX_ID = 2**31 - 1
+IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class Model(BaseModel):
@@ -86,15 +90,15 @@ class LoginUpdateIn(Model):
 
 
 class LinkIn(Model):
-    provider_account_id: int
-    account_id: int | None = Field(
+    provider_account_id: IdField
+    account_id: IdField | None = Field(
         default=None, description="Link to this existing account instead."
     )
     name: str | None = None
     type: AccountType | None = None
     subtype: str | None = None
     sync_start_date: dt.date | None = None
-    history_days: int | None = None
+    history_days: Annotated[int, Field(ge=1, le=3 * 366)] | None = None
     invert_sign: bool = False
 
 
@@ -107,7 +111,7 @@ class AccountPatch(Model):
 
 
 class SyncIn(Model):
-    connection_id: int | None = None
+    connection_id: IdField | None = None
     backfill_from: dt.date | None = None
 
 
