@@ -169,7 +169,9 @@ def list_transactions(
         if after_id is not None:
             cursor = session.get(Transaction, after_id)
             if cursor is None:
-                raise BadInput("after_id names no transaction", field="after_id")
+                raise BadInput(
+                    "The cursor names no transaction; start from the first page", field="after_id"
+                )
             query = query.where(
                 (Transaction.date < cursor.date)
                 | ((Transaction.date == cursor.date) & (Transaction.id < cursor.id))

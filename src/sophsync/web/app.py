@@ -12,8 +12,8 @@ everything that changes data.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -35,6 +35,7 @@ from ..errors import BadInput, Conflict, NotFound, SophsyncError
 from ..jobs import Queue, create_queue, defer_sync
 from ..sophtron import (
     CaptchaPrompt,
+    Institution,
     PhoneConfirmationPrompt,
     SecurityQuestionsPrompt,
     TokenInputPrompt,
@@ -116,6 +117,17 @@ def _transaction(view: accounts.TransactionView) -> s.TransactionOut:
     )
 
 
+@contextmanager
+def _api_names(**names: str) -> Iterator[None]:
+    """Name input fields in errors as the API calls them (``after_id`` is ``cursor`` here)."""
+    try:
+        yield
+    except BadInput as error:
+        if error.field in names:
+            error.field = names[error.field]
+        raise
+
+
 def _same_site(request: Request) -> bool:
     site = request.headers.get("sec-fetch-site")
     if site is not None:
@@ -184,7 +196,11 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
-        location = [str(part) for part in first.get("loc", ()) if part not in {"body", "query"}]
+        location = [
+            str(part)
+            for part in first.get("loc", ())
+            if part not in {"body", "query", "path", "header", "cookie"}
+        ]
         field = ".".join(location) or None
         message = f"{field}: {first.get('msg', 'invalid')}" if field else "The request is invalid"
         return _error(422, "bad_input", message, field)
@@ -350,6 +366,10 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         credentials.remove_credentials(core, who)
         return Response(status_code=204)
 
+    def _found(who: Actor, q: str) -> list[Institution]:
+        with _api_names(query="q"):
+            return connect.search_institutions(core, who, q)
+
     @app.get(f"{api}/institutions", response_model=list[s.InstitutionOut], tags=["bank sync"])
     def institutions(who: Who, q: Annotated[str, Query(min_length=2)]) -> list[s.InstitutionOut]:
         """Search institutions by name."""
@@ -366,7 +386,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
                 if i.institution_detail
                 else True,
             )
-            for i in connect.search_institutions(core, who, q)
+            for i in _found(who, q)
         ]
 
     # --- connections ------------------------------------------------------------------------
@@ -540,16 +560,17 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=accounts.MAX_PAGE)] = 100,
     ) -> s.TransactionPage:
         """Transactions, newest first; follow ``next_cursor`` for more."""
-        rows = accounts.list_transactions(
-            core,
-            who,
-            account_id=account_id,
-            start=start,
-            end=end,
-            pending=pending,
-            after_id=cursor,
-            limit=limit,
-        )
+        with _api_names(after_id="cursor"):
+            rows = accounts.list_transactions(
+                core,
+                who,
+                account_id=account_id,
+                start=start,
+                end=end,
+                pending=pending,
+                after_id=cursor,
+                limit=limit,
+            )
         return s.TransactionPage(
             items=[_transaction(r) for r in rows],
             next_cursor=rows[-1].id if len(rows) == limit else None,
