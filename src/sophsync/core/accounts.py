@@ -95,6 +95,11 @@ def list_accounts(core: Core, actor: Actor) -> list[AccountView]:
         return [AccountView.of(row) for row in rows]
 
 
+def get_account(core: Core, actor: Actor, account_id: int) -> AccountView:
+    with core.session() as session:
+        return AccountView.of(_account(session, actor, account_id))
+
+
 def update_account(
     core: Core,
     actor: Actor,

@@ -42,7 +42,7 @@ from ..sophtron import (
     TokenMethodPrompt,
 )
 from ..store import current_revision, head_revision
-from ..store.models import Role, RunStatus, SyncRun, User
+from ..store.models import RunStatus, SyncRun, User
 from . import schemas as s
 
 
@@ -81,6 +81,10 @@ def _connection(view: ConnectionView) -> s.ConnectionOut:
         error_code=view.error_code,
         challenge=_challenge(view),
     )
+
+
+def _user(who: Actor) -> s.UserOut:
+    return s.UserOut(id=who.user_id, email=who.email, role=who.role, family_id=who.family_id)
 
 
 def _account(view: accounts.AccountView) -> s.AccountOut:
@@ -279,16 +283,14 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
                 raise Conflict("sophsync is set up already; log in", code="set_up_already")
         created = families.create_family(core, body.family, body.email, body.password)
         request.session["user_id"] = created.user_id
-        return s.UserOut(
-            id=created.user_id, email=created.email, role=created.role, family_id=created.family_id
-        )
+        return _user(created)
 
     @app.post(f"{api}/session", response_model=s.UserOut, tags=["session"])
     def login(body: s.LoginIn, request: Request) -> s.UserOut:
         """Log in: sets the session cookie."""
         who = families.authenticate(core, body.email, body.password)
         request.session["user_id"] = who.user_id
-        return s.UserOut(id=who.user_id, email=who.email, role=who.role, family_id=who.family_id)
+        return _user(who)
 
     @app.delete(f"{api}/session", status_code=204, tags=["session"])
     def logout(request: Request) -> Response:
@@ -298,7 +300,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
 
     @app.get(f"{api}/me", response_model=s.UserOut, tags=["session"])
     def me(who: Who) -> s.UserOut:
-        return s.UserOut(id=who.user_id, email=who.email, role=who.role, family_id=who.family_id)
+        return _user(who)
 
     @app.get(f"{api}/users", response_model=list[s.UserOut], tags=["users"])
     def users(who: Who) -> list[s.UserOut]:
@@ -307,26 +309,19 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
             rows = session.scalars(
                 select(User).where(User.family_id == who.family_id).order_by(User.id)
             )
-            return [
-                s.UserOut(id=u.id, email=u.email, role=Role(u.role), family_id=u.family_id)
-                for u in rows
-            ]
+            return [_user(Actor.of(u)) for u in rows]
 
     @app.post(f"{api}/users", response_model=s.UserOut, status_code=201, tags=["users"])
     def add_user(body: s.UserIn, who: Who) -> s.UserOut:
         """Add a person to your family (admins)."""
         added = families.add_user(core, who, body.email, body.password, body.role)
-        return s.UserOut(
-            id=added.user_id, email=added.email, role=added.role, family_id=added.family_id
-        )
+        return _user(added)
 
     @app.patch(f"{api}/users/{{user_id}}", response_model=s.UserOut, tags=["users"])
     def set_role(user_id: PathId, body: s.RoleIn, who: Who) -> s.UserOut:
         """Make a person an admin or a member (admins)."""
         changed = families.set_role(core, who, user_id, body.role)
-        return s.UserOut(
-            id=changed.user_id, email=changed.email, role=changed.role, family_id=changed.family_id
-        )
+        return _user(changed)
 
     @app.get(f"{api}/tokens", response_model=list[s.TokenOut], tags=["tokens"])
     def list_tokens(who: Who) -> list[s.TokenOut]:
@@ -520,7 +515,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
                 history_days=body.history_days,
                 invert_sign=body.invert_sign,
             )
-        return _account(next(a for a in accounts.list_accounts(core, who) if a.id == account_id))
+        return _account(accounts.get_account(core, who, account_id))
 
     @app.get(f"{api}/accounts", response_model=list[s.AccountOut], tags=["accounts"])
     def list_accounts(who: Who) -> list[s.AccountOut]:
@@ -547,7 +542,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     def unlink(account_id: PathId, who: Who) -> s.AccountOut:
         """Stop syncing an account; its history stays (admins)."""
         link.unlink(core, who, account_id)
-        return _account(next(a for a in accounts.list_accounts(core, who) if a.id == account_id))
+        return _account(accounts.get_account(core, who, account_id))
 
     @app.get(f"{api}/transactions", response_model=s.TransactionPage, tags=["transactions"])
     def transactions(
