@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import BadInput, NotFound
 from ..store.models import Account, AccountType, Transaction, TxnStatus
-from .app import Core
+from .app import Core, owned
 from .families import Actor, require_admin
 
 MAX_PAGE = 1000
@@ -81,10 +81,7 @@ class TransactionView:
 
 
 def _account(session: Session, actor: Actor, account_id: int) -> Account:
-    row = session.get(Account, account_id)
-    if row is None or row.family_id != actor.family_id:
-        raise NotFound(f"No account {account_id} in your family")
-    return row
+    return owned(session, Account, account_id, actor.family_id, "account")
 
 
 def list_accounts(core: Core, actor: Actor) -> list[AccountView]:

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +28,22 @@ def load(session: Session, model: type[M], ident: int) -> M:
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class _FamilyRow(Protocol):
+    family_id: int
+
+
+F = TypeVar("F", bound=_FamilyRow)
+
+
+def owned(session: Session, model: type[F], ident: int, family_id: int, what: str) -> F:
+    """The row with this key if it belongs to the family, else :class:`NotFound` (the same
+    answer for a missing row and another family's, so nothing leaks across families)."""
+    row = session.get(model, ident)
+    if row is None or row.family_id != family_id:
+        raise NotFound(f"No {what} {ident} in your family")
+    return row
 
 
 @dataclass

@@ -44,7 +44,7 @@ from ..sophtron import (
 from ..sophtron.mfa import FAILURE_MESSAGES
 from ..sophtron.models import Account as SophtronAccount
 from ..store.models import AccountType, Connection, ConnectionStatus, ProviderAccount, RawPayload
-from .app import Core, load
+from .app import Core, load, owned
 from .credentials import sophtron_for
 from .families import Actor, require_admin
 
@@ -140,10 +140,7 @@ def _view(core: Core, connection: Connection) -> ConnectionView:
 
 
 def _connection(session: Session, actor: Actor, connection_id: int) -> Connection:
-    connection = session.get(Connection, connection_id)
-    if connection is None or connection.family_id != actor.family_id:
-        raise NotFound(f"No connection {connection_id} in your family")
-    return connection
+    return owned(session, Connection, connection_id, actor.family_id, "connection")
 
 
 def get_connection(core: Core, actor: Actor, connection_id: int) -> ConnectionView:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from ..errors import BadInput, Conflict, NotFound
 from ..settings import MAX_HISTORY_DAYS
 from ..store.models import Account, AccountType, Connection, ProviderAccount
-from .app import Core
+from .app import Core, owned
 from .families import Actor, require_admin
 
 
@@ -37,10 +37,7 @@ def _provider_account(session: Session, actor: Actor, provider_account_id: int) 
 
 
 def _account(session: Session, actor: Actor, account_id: int) -> Account:
-    row = session.get(Account, account_id)
-    if row is None or row.family_id != actor.family_id:
-        raise NotFound(f"No account {account_id} in your family")
-    return row
+    return owned(session, Account, account_id, actor.family_id, "account")
 
 
 def _view(row: ProviderAccount) -> ProviderAccountView:
