@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from ..errors import BadInput, NotFound
-from ..store.models import Account, AccountType, Transaction, TxnStatus
+from ..store.models import Account, AccountType, BalanceHistory, Transaction, TxnStatus
 from .app import Core, owned
 from .families import Actor, require_admin
+from .importer import to_minor
 
 MAX_PAGE = 1000
 
@@ -132,6 +134,72 @@ def update_account(
         return AccountView.of(row)
 
 
+@dataclass(frozen=True)
+class Total:
+    """A sum of balances in one currency."""
+
+    currency: str
+    minor: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The household at a glance: net worth and balances by account type, per currency."""
+
+    net_worth: tuple[Total, ...]
+    by_type: tuple[tuple[AccountType, tuple[Total, ...]], ...]
+
+
+def _totals(rows: list[AccountView]) -> tuple[Total, ...]:
+    sums: dict[str, int] = {}
+    for row in rows:
+        sums[row.currency] = sums.get(row.currency, 0) + row.balance_minor
+    return tuple(Total(currency, minor) for currency, minor in sorted(sums.items()))
+
+
+def summarize(views: list[AccountView]) -> Summary:
+    """Net worth (balances are signed: owed money is negative) and totals by account type."""
+    by_type = tuple(
+        (kind, _totals([v for v in views if v.type is kind]))
+        for kind in AccountType
+        if any(v.type is kind for v in views)
+    )
+    return Summary(_totals(views), by_type)
+
+
+def balance_history(
+    core: Core, actor: Actor, account_id: int, since: dt.date | None = None
+) -> list[tuple[dt.date, int]]:
+    """An account's end-of-day balances (minor units), oldest first, from ``since`` on."""
+    with core.session() as session:
+        _account(session, actor, account_id)
+        query = select(BalanceHistory.date, BalanceHistory.balance_minor).where(
+            BalanceHistory.account_id == account_id
+        )
+        if since is not None:
+            query = query.where(BalanceHistory.date >= since)
+        return [(day, minor) for day, minor in session.execute(query.order_by(BalanceHistory.date))]
+
+
+def _size_between(
+    session: Session, family_id: int, low: Decimal | None, high: Decimal | None
+) -> ColumnElement[bool]:
+    """Transactions whose size (amount either way) lies in [low, high], in each currency's units."""
+    currencies = session.scalars(
+        select(Account.currency).where(Account.family_id == family_id).distinct()
+    )
+    size = func.abs(Transaction.amount_minor)
+    clauses = []
+    for currency in currencies:
+        bounds = [Transaction.currency == currency]
+        if low is not None:
+            bounds.append(size >= to_minor(low, currency))
+        if high is not None:
+            bounds.append(size <= to_minor(high, currency))
+        clauses.append(and_(*bounds))
+    return or_(*clauses) if clauses else false()
+
+
 def list_transactions(
     core: Core,
     actor: Actor,
@@ -140,15 +208,26 @@ def list_transactions(
     start: dt.date | None = None,
     end: dt.date | None = None,
     pending: bool | None = None,
+    search: str | None = None,
+    min_amount: Decimal | None = None,
+    max_amount: Decimal | None = None,
     after_id: int | None = None,
     limit: int = 100,
 ) -> list[TransactionView]:
     """The family's transactions, newest first, ``limit`` at a time after ``after_id``
-    (a cursor: pass the last id of the previous page)."""
+    (a cursor: pass the last id of the previous page).
+
+    ``search`` matches the description or the merchant, ignoring case; ``min_amount`` and
+    ``max_amount`` bound the amount's size, money in or out (``50`` finds -50.00 and 50.00)."""
     if not 1 <= limit <= MAX_PAGE:
         raise BadInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
     if start is not None and end is not None and start > end:
         raise BadInput("start must not be after end", field="start")
+    for name, bound in (("min_amount", min_amount), ("max_amount", max_amount)):
+        if bound is not None and (not bound.is_finite() or bound < 0):
+            raise BadInput(f"{name} must be a positive amount, like 25.00", field=name)
+    if min_amount is not None and max_amount is not None and min_amount > max_amount:
+        raise BadInput("min_amount must not be above max_amount", field="min_amount")
     with core.session() as session:
         query = (
             select(Transaction)
@@ -168,6 +247,14 @@ def list_transactions(
             query = query.where(Transaction.date <= end)
         if pending is not None:
             query = query.where(Transaction.pending.is_(pending))
+        if search is not None and search.strip():
+            text = search.strip()
+            query = query.where(
+                Transaction.description.icontains(text, autoescape=True)
+                | Transaction.merchant.icontains(text, autoescape=True)
+            )
+        if min_amount is not None or max_amount is not None:
+            query = query.where(_size_between(session, actor.family_id, min_amount, max_amount))
         if after_id is not None:
             cursor = session.get(Transaction, after_id)
             if cursor is None:
@@ -175,8 +262,7 @@ def list_transactions(
                     "The cursor names no transaction; start from the first page", field="after_id"
                 )
             query = query.where(
-                (Transaction.date < cursor.date)
-                | ((Transaction.date == cursor.date) & (Transaction.id < cursor.id))
+                tuple_(Transaction.date, Transaction.id) < tuple_(cursor.date, cursor.id)
             )
         rows = session.scalars(
             query.order_by(Transaction.date.desc(), Transaction.id.desc()).limit(limit)

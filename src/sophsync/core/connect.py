@@ -13,6 +13,7 @@ The same machinery serves a sync whose refresh asked for MFA: the connection is 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -73,12 +74,19 @@ class ConnectionView:
     message: str
     error_code: str | None
     provider_login_id: str | None
+    #: The last successful sync.
+    last_success_at: dt.datetime | None = None
 
     @property
     def waiting_for_person(self) -> bool:
         return self.status in {ConnectionStatus.NEEDS_INPUT, ConnectionStatus.REQUIRES_UPDATE} and (
             self.prompt is not None
         )
+
+    @property
+    def needs_login(self) -> bool:
+        """True when the bank refused the login: new bank credentials are needed."""
+        return self.error_code == f"job_{FailureReason.BAD_CREDENTIALS.value}"
 
     @property
     def settled(self) -> bool:
@@ -136,6 +144,7 @@ def _view(core: Core, connection: Connection) -> ConnectionView:
         message,
         connection.last_error_code,
         connection.provider_login_id,
+        connection.last_success_at,
     )
 
 

@@ -80,11 +80,20 @@ def save_credentials(
 ) -> CredentialsStatus:
     """Verify the credentials with Sophtron, find or create the family's customer, and store them.
 
-    Missing values fall back to ``SOPHTRON_USER_ID`` / ``SOPHTRON_ACCESS_KEY`` /
-    ``SOPHTRON_BASE_URL`` from the settings.
+    Missing values fall back to the family's saved ones (so saving nothing verifies them
+    again), then to ``SOPHTRON_USER_ID`` / ``SOPHTRON_ACCESS_KEY`` / ``SOPHTRON_BASE_URL`` from
+    the settings.
     """
     require_admin(actor, "change the Sophtron credentials")
     settings = core.settings
+    with core.session() as session:
+        saved = session.scalar(
+            select(ProviderCredentials).where(ProviderCredentials.family_id == actor.family_id)
+        )
+        if saved is not None:
+            user_id = user_id or saved.user_id
+            access_key = access_key or core.vault.decrypt_text(saved.access_key_enc)
+            base_url = base_url or saved.base_url
     user_id = (user_id or settings.sophtron_user_id or "").strip()
     access_key = (access_key or settings.sophtron_access_key or "").strip()
     base_url = (base_url or settings.sophtron_base_url or "").strip() or None

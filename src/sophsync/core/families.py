@@ -82,6 +82,28 @@ def create_family(core: Core, name: str, admin_email: str, admin_password: str) 
         return Actor.of(user)
 
 
+def is_set_up(core: Core) -> bool:
+    """True once the first family and its admin exist."""
+    with core.session() as session:
+        return session.scalar(select(User.id).limit(1)) is not None
+
+
+def first_run(core: Core, name: str, admin_email: str, admin_password: str) -> Actor:
+    """Create the first family and its admin; refused once anyone exists."""
+    if is_set_up(core):
+        raise Conflict("sophsync is set up already; log in", code="set_up_already")
+    return create_family(core, name, admin_email, admin_password)
+
+
+def list_users(core: Core, actor: Actor) -> list[Actor]:
+    """The people of the actor's family."""
+    with core.session() as session:
+        rows = session.scalars(
+            select(User).where(User.family_id == actor.family_id).order_by(User.id)
+        )
+        return [Actor.of(row) for row in rows]
+
+
 def add_user(core: Core, actor: Actor, email: str, password: str, role: Role) -> Actor:
     """A new user in the actor's family."""
     require_admin(actor, "add users")

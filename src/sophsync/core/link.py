@@ -14,6 +14,15 @@ from ..store.models import Account, AccountType, Connection, ProviderAccount
 from .app import Core, owned
 from .families import Actor, require_admin
 
+#: Subtypes offered for each account type (any other text is taken too).
+SUBTYPES: dict[AccountType, tuple[str, ...]] = {
+    AccountType.DEPOSITORY: ("checking", "savings", "money market", "cd", "prepaid"),
+    AccountType.CREDIT_CARD: ("credit card", "charge card", "store card"),
+    AccountType.INVESTMENT: ("brokerage", "401k", "403b", "ira", "roth ira", "529", "hsa"),
+    AccountType.LOAN: ("mortgage", "auto", "student", "personal", "home equity", "line of credit"),
+    AccountType.OTHER: ("rewards", "other"),
+}
+
 
 @dataclass(frozen=True)
 class ProviderAccountView:

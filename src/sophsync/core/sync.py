@@ -450,12 +450,29 @@ def sync_family(
     return runs
 
 
-def sync_runs(core: Core, actor: Actor, limit: int = 50) -> list[SyncRunView]:
+def sync_runs(
+    core: Core, actor: Actor, limit: int = 50, connection_id: int | None = None
+) -> list[SyncRunView]:
+    """The family's latest sync runs (of one connection if given), newest first."""
     with core.session() as session:
-        rows = session.scalars(
-            select(SyncRun)
-            .where(SyncRun.family_id == actor.family_id)
-            .order_by(SyncRun.id.desc())
-            .limit(limit)
-        )
+        query = select(SyncRun).where(SyncRun.family_id == actor.family_id)
+        if connection_id is not None:
+            query = query.where(SyncRun.connection_id == connection_id)
+        rows = session.scalars(query.order_by(SyncRun.id.desc()).limit(limit))
         return [SyncRunView.of(row) for row in rows]
+
+
+def last_sync_time(core: Core, now: dt.datetime) -> dt.datetime:
+    """The daily sync time's latest occurrence at or before ``now`` (UTC)."""
+    latest = dt.datetime.combine(now.date(), core.settings.sync_time, dt.UTC)
+    return latest if now >= latest else latest - dt.timedelta(days=1)
+
+
+def next_sync_at(core: Core, last_success_at: dt.datetime | None) -> dt.datetime:
+    """When the daily schedule next syncs a connected login last synced at ``last_success_at``
+    (now, when the latest sync time passed without a sync)."""
+    now = core.now()
+    latest = last_sync_time(core, now)
+    if last_success_at is None or last_success_at < latest:
+        return now
+    return latest + dt.timedelta(days=1)

@@ -136,9 +136,7 @@ def run_poll_connection(
 
 def due_connections(core: Core, now: dt.datetime) -> list[int]:
     """Connected logins whose last sync is older than today's sync time (once it has passed)."""
-    today_at = dt.datetime.combine(now.date(), core.settings.sync_time, dt.UTC)
-    if now < today_at:
-        today_at -= dt.timedelta(days=1)
+    today_at = sync.last_sync_time(core, now)
     with core.session() as session:
         rows = session.execute(
             select(Connection.id, Connection.last_success_at).where(

@@ -261,6 +261,8 @@ class Transaction(Base):
         UniqueConstraint("account_id", "provider_id"),
         Index("ix_bank_transaction_account_date", "account_id", "date"),
         Index("ix_bank_transaction_fingerprint", "account_id", "fingerprint"),
+        #: Newest-first pages of a family's transactions and their (date, id) cursor.
+        Index("ix_bank_transaction_date_id", "date", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

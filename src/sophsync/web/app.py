@@ -14,24 +14,27 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from decimal import Decimal
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..core import accounts, connect, credentials, families, link, sync, tokens
 from ..core.app import Core
 from ..core.connect import ConnectionView
 from ..core.families import Actor
-from ..errors import BadInput, Conflict, NotFound, SophsyncError
+from ..errors import BadInput, NotFound, SophsyncError
 from ..jobs import Queue, create_queue, defer_sync
 from ..sophtron import (
     CaptchaPrompt,
@@ -42,8 +45,10 @@ from ..sophtron import (
     TokenMethodPrompt,
 )
 from ..store import current_revision, head_revision
-from ..store.models import RunStatus, SyncRun, User
+from ..store.models import RunStatus, SyncRun
+from . import pages
 from . import schemas as s
+from .schemas import PathId
 
 
 class Unauthenticated(SophsyncError):
@@ -79,6 +84,7 @@ def _connection(view: ConnectionView) -> s.ConnectionOut:
         status=view.status,
         message=view.message,
         error_code=view.error_code,
+        last_success_at=view.last_success_at,
         challenge=_challenge(view),
     )
 
@@ -132,6 +138,12 @@ def _api_names(**names: str) -> Iterator[None]:
         raise
 
 
+def _is_page(request: Request) -> bool:
+    """True for the HTML pages (not the API, health checks or static files)."""
+    path = request.url.path
+    return not path.startswith(("/api/", "/static/", "/healthz", "/readyz", "/metrics", "/docs"))
+
+
 def _same_site(request: Request) -> bool:
     site = request.headers.get("sec-fetch-site")
     if site is not None:
@@ -161,7 +173,6 @@ def actor(request: Request) -> Actor:
 
 
 Who = Annotated[Actor, Depends(actor)]
-PathId = Annotated[int, Path(ge=1, le=s.MAX_ID)]
 QueryId = Annotated[int, Query(ge=1, le=s.MAX_ID)]
 
 
@@ -194,11 +205,13 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     )
 
     @app.exception_handler(SophsyncError)
-    async def sophsync_error(request: Request, error: SophsyncError) -> JSONResponse:
+    async def sophsync_error(request: Request, error: SophsyncError) -> Response:
+        if _is_page(request):
+            return await run_in_threadpool(pages.error_page, request, error)
         return _error(error.http_status, error.code, error.message, getattr(error, "field", None))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
         first = error.errors()[0] if error.errors() else {}
         location = [
             str(part)
@@ -207,11 +220,15 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         ]
         field = ".".join(location) or None
         message = f"{field}: {first.get('msg', 'invalid')}" if field else "The request is invalid"
+        if _is_page(request):
+            return await sophsync_error(request, NotFound("There is no such page."))
         return _error(422, "bad_input", message, field)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        if _is_page(request) and error.status_code == 404:
+            return await sophsync_error(request, NotFound("There is no such page."))
         return _error(error.status_code, code, str(error.detail))
 
     @app.middleware("http")
@@ -278,10 +295,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     @app.post(f"{api}/setup", response_model=s.UserOut, status_code=201, tags=["session"])
     def setup(body: s.SetupIn, request: Request) -> s.UserOut:
         """First run: create the family and its first admin (only while there is no user)."""
-        with core.session() as session:
-            if session.scalar(select(func.count()).select_from(User)):
-                raise Conflict("sophsync is set up already; log in", code="set_up_already")
-        created = families.create_family(core, body.family, body.email, body.password)
+        created = families.first_run(core, body.family, body.email, body.password)
         request.session["user_id"] = created.user_id
         return _user(created)
 
@@ -305,11 +319,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     @app.get(f"{api}/users", response_model=list[s.UserOut], tags=["users"])
     def users(who: Who) -> list[s.UserOut]:
         """The people of your family."""
-        with core.session() as session:
-            rows = session.scalars(
-                select(User).where(User.family_id == who.family_id).order_by(User.id)
-            )
-            return [_user(Actor.of(u)) for u in rows]
+        return [_user(u) for u in families.list_users(core, who)]
 
     @app.post(f"{api}/users", response_model=s.UserOut, status_code=201, tags=["users"])
     def add_user(body: s.UserIn, who: Who) -> s.UserOut:
@@ -551,11 +561,16 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         start: dt.date | None = None,
         end: dt.date | None = None,
         pending: bool | None = None,
+        q: Annotated[str | None, Query(max_length=200)] = None,
+        min_amount: Annotated[Decimal | None, Query(ge=0, le=s.MAX_AMOUNT)] = None,
+        max_amount: Annotated[Decimal | None, Query(ge=0, le=s.MAX_AMOUNT)] = None,
         cursor: QueryId | None = None,
         limit: Annotated[int, Query(ge=1, le=accounts.MAX_PAGE)] = 100,
     ) -> s.TransactionPage:
-        """Transactions, newest first; follow ``next_cursor`` for more."""
-        with _api_names(after_id="cursor"):
+        """Transactions, newest first; follow ``next_cursor`` for more. ``q`` searches the
+        description and merchant; ``min_amount`` / ``max_amount`` bound the amount's size,
+        money in or out."""
+        with _api_names(after_id="cursor", search="q"):
             rows = accounts.list_transactions(
                 core,
                 who,
@@ -563,6 +578,9 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
                 start=start,
                 end=end,
                 pending=pending,
+                search=q,
+                min_amount=min_amount,
+                max_amount=max_amount,
                 after_id=cursor,
                 limit=limit,
             )
@@ -605,4 +623,6 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
             (queued if deferred is not None else waiting).append(view.id)
         return s.QueuedOut(queued=queued, already_queued=waiting)
 
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.include_router(pages.build_pages())
     return app

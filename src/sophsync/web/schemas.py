@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.importer import to_decimal
@@ -12,7 +13,11 @@ from ..store.models import AccountType, ConnectionStatus, Role, RunStatus
 
 #: The largest id the databases store (a 32-bit INTEGER column).
 MAX_ID = 2**31 - 1
+#: The largest amount a filter takes (fits any currency's minor units in 64 bits).
+MAX_AMOUNT = 10**12
 IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
+#: An id in a path, bounded so that no database sees an integer it cannot hold.
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class Model(BaseModel):
@@ -172,6 +177,7 @@ class ConnectionOut(Model):
     status: ConnectionStatus
     message: str
     error_code: str | None
+    last_success_at: dt.datetime | None = Field(description="The last successful sync.")
     challenge: ChallengeOut | None
 
 
