@@ -43,8 +43,8 @@ from .admin import settings_of
 def serve(
     ctx: click.Context, host: str, port: int, with_sandbox: bool, no_worker: bool, concurrency: int
 ) -> None:
-    """Run the web app: the REST API under /api/v1 (OpenAPI at /openapi.json, docs at /docs),
-    /healthz, /readyz and /metrics.
+    """Run the web app: the household's pages at /, the REST API under /api/v1 (OpenAPI at
+    /openapi.json, docs at /docs), /healthz, /readyz and /metrics.
 
     Embedded (SQLite), the background worker runs in the same process. With PostgreSQL, run the
     web tier with --no-worker next to `sophsync worker` processes. --sandbox starts the local

@@ -42,7 +42,7 @@ from ..sophtron import (
     TokenInputPrompt,
     TokenMethodPrompt,
 )
-from ..store.models import AccountType, ConnectionStatus, Role
+from ..store.models import AccountType, ConnectionStatus, Role, RunStatus
 from .schemas import PathId
 
 STATIC = Path(__file__).parent / "static"
@@ -401,6 +401,8 @@ def build_pages() -> APIRouter:
         who = viewer(request)
         views = accounts.list_accounts(core, who)
         rows = _connection_rows(core, who)
+        runs = sync.sync_runs(core, who, limit=5)
+        syncing = any(run.status is RunStatus.RUNNING for run in runs)
         return render(
             request,
             "dashboard.html",
@@ -408,7 +410,8 @@ def build_pages() -> APIRouter:
                 "accounts": views,
                 "summary": accounts.summarize(views),
                 "connections": rows,
-                "runs": sync.sync_runs(core, who, limit=5),
+                "runs": runs,
+                "syncing": syncing,
                 "names": {row["view"].id: row["view"].institution_name for row in rows},
                 "credentials": credentials.credentials_status(core, who),
             },
@@ -584,16 +587,8 @@ def build_pages() -> APIRouter:
 
     # --- connecting a bank ----------------------------------------------------------------
 
-    @router.get("/connect")
-    def connect_page(request: Request, who: Viewer) -> Response:
-        families.require_admin(who, "connect a bank")
-        ready = credentials.credentials_status(_core(request), who) is not None
-        return render(request, "connect.html", {"ready": ready}, who=who)
-
-    @router.get("/connect/institutions")
-    def institutions(request: Request, who: Viewer) -> Response:
-        families.require_admin(who, "connect a bank")
-        query = request.query_params.get("q", "").strip()
+    def _search(request: Request, who: Actor) -> dict[str, Any]:
+        query = request.query_params.get("q", "").strip()[:200]
         found: list[Any] = []
         error: SophsyncError | None = None
         if len(query) >= 2:
@@ -601,12 +596,19 @@ def build_pages() -> APIRouter:
                 found = connect.search_institutions(_core(request), who, query)[:25]
             except SophsyncError as failed:
                 error = failed
-        return render(
-            request,
-            "_institutions.html",
-            {"found": found, "query": query, "error": error},
-            who=who,
-        )
+        return {"found": found, "query": query, "error": error}
+
+    @router.get("/connect")
+    def connect_page(request: Request, who: Viewer) -> Response:
+        """Search as you type (htmx), or submit the search (without JavaScript)."""
+        families.require_admin(who, "connect a bank")
+        ready = credentials.credentials_status(_core(request), who) is not None
+        return render(request, "connect.html", {"ready": ready, **_search(request, who)}, who=who)
+
+    @router.get("/connect/institutions")
+    def institutions(request: Request, who: Viewer) -> Response:
+        families.require_admin(who, "connect a bank")
+        return render(request, "_institutions.html", _search(request, who), who=who)
 
     @router.get("/connect/login")
     def login_form(request: Request, who: Viewer) -> Response:
