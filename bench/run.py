@@ -2,32 +2,48 @@
 
 Measures the SDK and the sandbox on this machine: request signing, parsing Sophtron's
 transaction payloads, request latency against the sandbox over real HTTP on 127.0.0.1, a whole
-connect-with-MFA flow, and the sandbox's world generation.
+connect-with-MFA flow, and the sandbox's world generation; then the web app's transactions
+pages (HTML and JSON, first and deep pages) at 100,000 transactions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
 import platform
+import random
+import socket
 import statistics
 import sys
+import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+import uvicorn
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import insert
 
+from sophsync.core import accounts, families
+from sophsync.core.app import Core
+from sophsync.jobs import LocalQueue
 from sophsync.sandbox import SandboxConfig, SandboxServer
 from sophsync.sandbox.catalogue import TEST_BANKS
 from sophsync.sandbox.world import LoginData, LoginOptions
+from sophsync.settings import Settings
 from sophsync.sophtron import Client, JobState
 from sophsync.sophtron import _calls as calls
 from sophsync.sophtron.auth import sign
+from sophsync.store.models import Account, Transaction
+from sophsync.web import create_app
 
 USER_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 ACCESS_KEY = "c2FuZGJveC1zZWNyZXQta2V5LTAxMjM0NTY3ODlhYmM="
@@ -71,6 +87,78 @@ def connect(client: Client, institution_id: str, username: str) -> str:
         status = client.wait_for_job(tracker.job_id)
     assert tracker.login_id is not None
     return tracker.login_id
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a free port of 127.0.0.1, in a thread."""
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that say so.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()
+
+
+def web_pages(record: Callable[[str, float, str, str], None], count: int = 100_000) -> None:
+    """Latency of the first and of a deep page of transactions, as HTML and as JSON, with
+    ``count`` transactions in four accounts on SQLite."""
+    rng = random.Random(1)  # noqa: S311 - test data, not secrets
+    with tempfile.TemporaryDirectory() as folder:
+        core = Core.open(Settings(data_dir=Path(folder)), migrate=True)
+        who = families.create_family(core, "Bench", "bench@example.com", "bench password")
+        with core.session() as session:
+            accounts_ = [Account(family_id=who.family_id, name=f"Account {i}") for i in range(4)]
+            session.add_all(accounts_)
+            session.flush()
+            ids = [a.id for a in accounts_]
+            session.execute(
+                insert(Transaction),
+                [
+                    {
+                        "account_id": ids[i % 4],
+                        "provider_id": f"t{i}",
+                        "fingerprint": f"f{i}",
+                        "amount_minor": rng.randint(-50_000, 50_000),
+                        "currency": "USD",
+                        "date": TODAY - dt.timedelta(days=rng.randint(0, 3 * 365)),
+                        "description": f"Purchase {rng.randint(0, 999)}",
+                        "merchant": f"Merchant {rng.randint(0, 299)}",
+                    }
+                    for i in range(count)
+                ],
+            )
+        middle = accounts.list_transactions(core, who, limit=1000)[-1].id
+        for _ in range(count // 2 // 1000):
+            middle = accounts.list_transactions(core, who, after_id=middle, limit=1000)[-1].id
+        app = create_app(core, queue=LocalQueue(core))
+        with served(app) as url, httpx.Client(base_url=url) as http:
+            http.post("/api/v1/session", json={"email": who.email, "password": "bench password"})
+            for name, path in (
+                ("page_first", "/transactions"),
+                ("page_deep", f"/transactions?cursor={middle}"),
+                ("page_search", "/transactions?q=merchant+42"),
+                ("api_first", "/api/v1/transactions?limit=50"),
+                ("api_deep", f"/api/v1/transactions?limit=50&cursor={middle}"),
+            ):
+                assert http.get(path).status_code == 200, path
+                samples = timed(lambda path=path: http.get(path), 50)  # type: ignore[misc]
+                for q in (0.5, 0.95):
+                    record(
+                        f"web_{name}_p{round(q * 100)}",
+                        percentile(samples, q) * 1000,
+                        "ms",
+                        f"GET {path.split('?')[0]} at {count:,} transactions (SQLite)",
+                    )
+        core.close()
 
 
 def main() -> None:
@@ -178,6 +266,9 @@ def main() -> None:
         "transactions/s",
         f"20 logins x 6 accounts x 2 years, {generated} transactions",
     )
+
+    # 6. The transactions pages at 100,000 transactions.
+    web_pages(record)
 
     machine = {
         "python": sys.version.split()[0],
