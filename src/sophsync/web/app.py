@@ -36,14 +36,7 @@ from ..core.connect import ConnectionView
 from ..core.families import Actor
 from ..errors import BadInput, NotFound, SophsyncError
 from ..jobs import Queue, create_queue, defer_sync
-from ..sophtron import (
-    CaptchaPrompt,
-    Institution,
-    PhoneConfirmationPrompt,
-    SecurityQuestionsPrompt,
-    TokenInputPrompt,
-    TokenMethodPrompt,
-)
+from ..sophtron import Institution
 from ..store import current_revision, head_revision
 from ..store.models import RunStatus, SyncRun
 from . import pages
@@ -62,21 +55,6 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
     )
 
 
-def _challenge(view: ConnectionView) -> s.ChallengeOut | None:
-    prompt = view.prompt
-    if isinstance(prompt, SecurityQuestionsPrompt):
-        return s.ChallengeOut(kind="security_questions", questions=list(prompt.questions))
-    if isinstance(prompt, TokenMethodPrompt):
-        return s.ChallengeOut(kind="token_method", options=list(prompt.labels))
-    if isinstance(prompt, TokenInputPrompt):
-        return s.ChallengeOut(kind="token_input", label=prompt.label)
-    if isinstance(prompt, PhoneConfirmationPrompt):
-        return s.ChallengeOut(kind="phone_confirmation", code=prompt.code)
-    if isinstance(prompt, CaptchaPrompt):
-        return s.ChallengeOut(kind="captcha", image_png_base64=prompt.image_base64)
-    return None
-
-
 def _connection(view: ConnectionView) -> s.ConnectionOut:
     return s.ConnectionOut(
         id=view.id,
@@ -85,7 +63,7 @@ def _connection(view: ConnectionView) -> s.ConnectionOut:
         message=view.message,
         error_code=view.error_code,
         last_success_at=view.last_success_at,
-        challenge=_challenge(view),
+        challenge=s.ChallengeOut.of(view.prompt),
     )
 
 
@@ -624,5 +602,5 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         return s.QueuedOut(queued=queued, already_queued=waiting)
 
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
-    app.include_router(pages.build_pages())
+    app.include_router(pages.router)
     return app

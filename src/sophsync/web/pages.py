@@ -35,15 +35,8 @@ from ..core.families import Actor
 from ..core.importer import exponent, to_decimal
 from ..errors import BadInput, NotFound, SophsyncError
 from ..jobs import Queue, defer_sync
-from ..sophtron import (
-    CaptchaPrompt,
-    PhoneConfirmationPrompt,
-    SecurityQuestionsPrompt,
-    TokenInputPrompt,
-    TokenMethodPrompt,
-)
 from ..store.models import AccountType, ConnectionStatus, Role, RunStatus
-from .schemas import PathId
+from .schemas import ChallengeOut, PathId
 
 STATIC = Path(__file__).parent / "static"
 PAGE_SIZE = 50
@@ -300,720 +293,736 @@ def _unlinked(
     return [p for p in found if p.linked_account_id is None]
 
 
-def _challenge(view: ConnectionView) -> dict[str, Any] | None:
-    prompt = view.prompt
-    if isinstance(prompt, SecurityQuestionsPrompt):
-        return {"kind": "security_questions", "questions": list(prompt.questions)}
-    if isinstance(prompt, TokenMethodPrompt):
-        return {"kind": "token_method", "options": list(prompt.labels)}
-    if isinstance(prompt, TokenInputPrompt):
-        return {"kind": "token_input", "label": prompt.label}
-    if isinstance(prompt, PhoneConfirmationPrompt):
-        return {"kind": "phone_confirmation", "code": prompt.code}
-    if isinstance(prompt, CaptchaPrompt):
-        return {"kind": "captcha", "image": prompt.image_base64}
-    return None
+#: Every page (kept out of the OpenAPI description).
+router = APIRouter(include_in_schema=False)
 
 
-def build_pages() -> APIRouter:
-    """The router of every page (kept out of the OpenAPI description)."""
-    router = APIRouter(include_in_schema=False)
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return redirect("/static/favicon.svg")
 
-    @router.get("/favicon.ico")
-    def favicon() -> Response:
-        return redirect("/static/favicon.svg")
 
-    # --- first run, login --------------------------------------------------------------
+# --- first run, login --------------------------------------------------------------
 
-    @router.get("/setup")
-    def setup_page(request: Request) -> Response:
-        if families.is_set_up(_core(request)):
-            return redirect("/login")
-        return render(request, "setup.html", {"form": {}})
 
-    @router.post("/setup")
-    def setup(request: Request, form: Posted) -> Response:
-        core = _core(request)
-
-        def act() -> Response:
-            created = families.first_run(
-                core, text(form, "family"), text(form, "email"), str(form.get("password") or "")
-            )
-            request.session["user_id"] = created.user_id
-            flash(request, "Welcome! Next, enter your Sophtron credentials.")
-            return redirect("/settings")
-
-        return _attempt(
-            act,
-            lambda error: render(
-                request,
-                "setup.html",
-                {
-                    "form": {"family": text(form, "family"), "email": text(form, "email")},
-                    "error": error,
-                },
-                status=error.http_status,
-            ),
-        )
-
-    @router.get("/login")
-    def login_page(request: Request) -> Response:
-        if not families.is_set_up(_core(request)):
-            return redirect("/setup")
-        return render(request, "login.html", {"form": {}, "next": back_to(request, "/")})
-
-    @router.post("/login")
-    def login(request: Request, form: Posted) -> Response:
-        core = _core(request)
-
-        def act() -> Response:
-            who = families.authenticate(core, text(form, "email"), str(form.get("password") or ""))
-            request.session.clear()
-            request.session["user_id"] = who.user_id
-            return redirect(back_to(request, "/"))
-
-        return _attempt(
-            act,
-            lambda error: render(
-                request,
-                "login.html",
-                {
-                    "form": {"email": text(form, "email")},
-                    "error": error,
-                    "next": back_to(request, "/"),
-                },
-                status=error.http_status,
-            ),
-        )
-
-    @router.post("/logout")
-    def logout(request: Request, form: Posted) -> Response:
-        request.session.clear()
+@router.get("/setup")
+def setup_page(request: Request) -> Response:
+    if families.is_set_up(_core(request)):
         return redirect("/login")
+    return render(request, "setup.html", {"form": {}})
 
-    # --- dashboard, accounts, transactions ---------------------------------------------
 
-    @router.get("/")
-    def dashboard(request: Request) -> Response:
-        core = _core(request)
-        if not families.is_set_up(core):
-            return redirect("/setup")
-        who = viewer(request)
-        views = accounts.list_accounts(core, who)
-        rows = _connection_rows(core, who)
-        runs = sync.sync_runs(core, who, limit=5)
-        syncing = any(run.status is RunStatus.RUNNING for run in runs)
-        return render(
+@router.post("/setup")
+def setup(request: Request, form: Posted) -> Response:
+    core = _core(request)
+
+    def act() -> Response:
+        created = families.first_run(
+            core, text(form, "family"), text(form, "email"), str(form.get("password") or "")
+        )
+        request.session["user_id"] = created.user_id
+        flash(request, "Welcome! Next, enter your Sophtron credentials.")
+        return redirect("/settings")
+
+    return _attempt(
+        act,
+        lambda error: render(
             request,
-            "dashboard.html",
+            "setup.html",
             {
-                "accounts": views,
-                "summary": accounts.summarize(views),
-                "connections": rows,
-                "runs": runs,
-                "syncing": syncing,
-                "names": {row["view"].id: row["view"].institution_name for row in rows},
-                "credentials": credentials.credentials_status(core, who),
+                "form": {"family": text(form, "family"), "email": text(form, "email")},
+                "error": error,
             },
-            who=who,
-        )
+            status=error.http_status,
+        ),
+    )
 
-    def _filters(request: Request) -> dict[str, Any]:
-        query = request.query_params
-        pending = query.get("pending", "")
-        return {
-            "q": query.get("q", "").strip()[:200],
-            "start": optional_date(query.get("start", ""), "start"),
-            "end": optional_date(query.get("end", ""), "end"),
-            "min": optional_amount(query.get("min", ""), "min"),
-            "max": optional_amount(query.get("max", ""), "max"),
-            "pending": {"yes": True, "no": False}.get(pending),
-            "cursor": optional_id(query.get("cursor", ""), "cursor"),
-            "account": optional_id(query.get("account", ""), "account"),
-        }
 
-    def _transactions(
-        request: Request, who: Actor, account_id: int | None, template: str, extra: dict[str, Any]
-    ) -> Response:
-        core = _core(request)
-        raw = {k: v for k, v in request.query_params.items() if k != "cursor"}
-        error: SophsyncError | None = None
-        rows: list[accounts.TransactionView] = []
-        try:
-            wanted = _filters(request)
-            rows = accounts.list_transactions(
-                core,
-                who,
-                account_id=account_id if account_id is not None else wanted["account"],
-                start=wanted["start"],
-                end=wanted["end"],
-                pending=wanted["pending"],
-                search=wanted["q"] or None,
-                min_amount=wanted["min"],
-                max_amount=wanted["max"],
-                after_id=wanted["cursor"],
-                limit=PAGE_SIZE + 1,
-            )
-        except BadInput as bad:
-            error = bad
-        more = len(rows) > PAGE_SIZE
-        rows = rows[:PAGE_SIZE]
-        names = {a.id: a.name for a in accounts.list_accounts(core, who)}
-        older = (
-            f"{request.url.path}?{urlencode({**raw, 'cursor': rows[-1].id})}"
-            if more and rows
-            else None
-        )
-        newest = (
-            f"{request.url.path}?{urlencode(raw)}" if "cursor" in request.query_params else None
-        )
-        context = {
-            "rows": rows,
-            "names": names,
-            "filters": raw,
-            "older": older,
-            "newest": newest,
-            "filter_error": error,
-            **extra,
-        }
-        if _htmx(request) and request.headers.get("hx-target") == "transactions":
-            return render(request, "_transactions.html", context, who=who)
-        return render(request, template, context, who=who, status=422 if error else 200)
+@router.get("/login")
+def login_page(request: Request) -> Response:
+    if not families.is_set_up(_core(request)):
+        return redirect("/setup")
+    return render(request, "login.html", {"form": {}, "next": back_to(request, "/")})
 
-    @router.get("/transactions")
-    def transactions_page(request: Request, who: Viewer) -> Response:
-        return _transactions(
-            request,
-            who,
-            None,
-            "transactions.html",
-            {"accounts": accounts.list_accounts(_core(request), who)},
-        )
 
-    @router.get("/accounts/{account_id}")
-    def account_page(request: Request, account_id: PathId, who: Viewer) -> Response:
-        core = _core(request)
-        account = accounts.get_account(core, who, account_id)
-        history = accounts.balance_history(
-            core, who, account_id, since=core.today() - dt.timedelta(days=365)
-        )
-        unlinked = _unlinked(core, who)
-        return _transactions(
-            request,
-            who,
-            account_id,
-            "account.html",
-            {
-                "account": account,
-                "history": history,
-                "points": sparkline(history),
-                "unlinked": unlinked,
-            },
-        )
+@router.post("/login")
+def login(request: Request, form: Posted) -> Response:
+    core = _core(request)
 
-    @router.post("/accounts/{account_id}")
-    def update_account(request: Request, account_id: PathId, form: Posted, who: Viewer) -> Response:
-        core = _core(request)
-
-        def act() -> Response:
-            kind = text(form, "type")
-            accounts.update_account(
-                core,
-                who,
-                account_id,
-                name=text(form, "name"),
-                type=AccountType(kind) if kind in set(AccountType) else None,
-                subtype=text(form, "subtype"),
-                sync_start_date=optional_date(text(form, "sync_start_date"), "sync_start_date"),
-            )
-            flash(request, "Saved.")
-            return redirect(f"/accounts/{account_id}")
-
-        return _attempt(act, lambda error: _form_error(request, error, f"/accounts/{account_id}"))
-
-    @router.post("/accounts/{account_id}/link")
-    def link_here(request: Request, account_id: PathId, form: Posted, who: Viewer) -> Response:
-        core = _core(request)
-
-        def act() -> Response:
-            source = optional_id(text(form, "provider_account_id"), "provider_account_id")
-            if source is None:
-                raise BadInput("Choose the bank account to link", field="provider_account_id")
-            link.link_existing(core, who, source, account_id)
-            _sync_linked(request, core, who, source)
-            flash(request, "Linked. The first sync is on its way.")
-            return redirect(f"/accounts/{account_id}")
-
-        return _attempt(act, lambda error: _form_error(request, error, f"/accounts/{account_id}"))
-
-    @router.post("/accounts/{account_id}/unlink")
-    def unlink(request: Request, account_id: PathId, form: Posted, who: Viewer) -> Response:
-        link.unlink(_core(request), who, account_id)
-        flash(request, "Unlinked. The account keeps its history; syncs leave it alone.")
-        return redirect(f"/accounts/{account_id}")
-
-    def _form_error(request: Request, error: SophsyncError, target: str) -> Response:
-        flash(request, error.message, "error")
-        return redirect(target)
-
-    def _sync_linked(request: Request, core: Core, who: Actor, provider_account_id: int) -> None:
-        for source in link.provider_accounts(core, who):
-            if source.id == provider_account_id:
-                defer_sync(_queue(request), source.connection_id, trigger="link")
-
-    # --- sync runs ----------------------------------------------------------------------
-
-    @router.get("/runs")
-    def runs_page(request: Request, who: Viewer) -> Response:
-        core = _core(request)
-        names = {v.id: v.institution_name for v in connect.list_connections(core, who)}
-        return render(
-            request,
-            "runs.html",
-            {"runs": sync.sync_runs(core, who, limit=200), "names": names},
-            who=who,
-        )
-
-    @router.post("/sync")
-    def sync_all(request: Request, form: Posted, who: Viewer) -> Response:
-        core = _core(request)
-        families.require_admin(who, "start a sync")
-        queued = 0
-        for view in connect.list_connections(core, who):
-            if view.status is ConnectionStatus.CONNECTED:
-                queued += defer_sync(_queue(request), view.id, trigger="manual") is not None
-        flash(request, f"Sync queued for {queued} connection(s)." if queued else "Nothing to sync.")
+    def act() -> Response:
+        who = families.authenticate(core, text(form, "email"), str(form.get("password") or ""))
+        request.session.clear()
+        request.session["user_id"] = who.user_id
         return redirect(back_to(request, "/"))
 
-    # --- connecting a bank ----------------------------------------------------------------
-
-    def _search(request: Request, who: Actor) -> dict[str, Any]:
-        query = request.query_params.get("q", "").strip()[:200]
-        found: list[Any] = []
-        error: SophsyncError | None = None
-        if len(query) >= 2:
-            try:
-                found = connect.search_institutions(_core(request), who, query)[:25]
-            except SophsyncError as failed:
-                error = failed
-        return {"found": found, "query": query, "error": error}
-
-    @router.get("/connect")
-    def connect_page(request: Request, who: Viewer) -> Response:
-        """Search as you type (htmx), or submit the search (without JavaScript)."""
-        families.require_admin(who, "connect a bank")
-        ready = credentials.credentials_status(_core(request), who) is not None
-        return render(request, "connect.html", {"ready": ready, **_search(request, who)}, who=who)
-
-    @router.get("/connect/institutions")
-    def institutions(request: Request, who: Viewer) -> Response:
-        families.require_admin(who, "connect a bank")
-        return render(request, "_institutions.html", _search(request, who), who=who)
-
-    @router.get("/connect/login")
-    def login_form(request: Request, who: Viewer) -> Response:
-        families.require_admin(who, "connect a bank")
-        query = request.query_params
-        institution = {
-            "id": query.get("institution_id", ""),
-            "name": query.get("name", ""),
-            "username_label": query.get("username_label") or "Username",
-            "password_label": query.get("password_label") or "Password",
-        }
-        if not institution["id"]:
-            return redirect("/connect")
-        return render(request, "connect_login.html", {"institution": institution}, who=who)
-
-    @router.post("/connect")
-    def start(request: Request, form: Posted, who: Viewer) -> Response:
-        core = _core(request)
-        institution = {
-            "id": text(form, "institution_id"),
-            "name": text(form, "institution_name"),
-            "username_label": text(form, "username_label") or "Username",
-            "password_label": text(form, "password_label") or "Password",
-        }
-
-        def act() -> Response:
-            view = connect.start_connection(
-                core,
-                who,
-                institution["id"],
-                text(form, "username"),
-                str(form.get("password") or ""),
-                text(form, "pin"),
-                institution_name=institution["name"] or None,
-            )
-            return redirect(f"/connections/{view.id}/dialog")
-
-        return _attempt(
-            act,
-            lambda error: render(
-                request,
-                "connect_login.html",
-                {"institution": institution, "error": error, "username": text(form, "username")},
-                status=error.http_status,
-                who=who,
-            ),
-        )
-
-    @router.get("/connections/{connection_id}")
-    def connection_page(request: Request, connection_id: PathId, who: Viewer) -> Response:
-        core = _core(request)
-        view = connect.get_connection(core, who, connection_id)
-        return render(
+    return _attempt(
+        act,
+        lambda error: render(
             request,
-            "connection.html",
+            "login.html",
             {
-                "view": view,
-                "next_sync": sync.next_sync_at(core, view.last_success_at)
-                if view.status is ConnectionStatus.CONNECTED
-                else None,
-                "sources": link.provider_accounts(core, who, connection_id),
-                "runs": sync.sync_runs(core, who, limit=20, connection_id=connection_id),
+                "form": {"email": text(form, "email")},
+                "error": error,
+                "next": back_to(request, "/"),
             },
-            who=who,
+            status=error.http_status,
+        ),
+    )
+
+
+@router.post("/logout")
+def logout(request: Request, form: Posted) -> Response:
+    request.session.clear()
+    return redirect("/login")
+
+
+# --- dashboard, accounts, transactions ---------------------------------------------
+
+
+@router.get("/")
+def dashboard(request: Request) -> Response:
+    core = _core(request)
+    if not families.is_set_up(core):
+        return redirect("/setup")
+    who = viewer(request)
+    views = accounts.list_accounts(core, who)
+    rows = _connection_rows(core, who)
+    runs = sync.sync_runs(core, who, limit=5)
+    syncing = any(run.status is RunStatus.RUNNING for run in runs)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "accounts": views,
+            "summary": accounts.summarize(views),
+            "connections": rows,
+            "runs": runs,
+            "syncing": syncing,
+            "names": {row["view"].id: row["view"].institution_name for row in rows},
+            "credentials": credentials.credentials_status(core, who),
+        },
+        who=who,
+    )
+
+
+def _filters(request: Request) -> dict[str, Any]:
+    query = request.query_params
+    pending = query.get("pending", "")
+    return {
+        "q": query.get("q", "").strip()[:200],
+        "start": optional_date(query.get("start", ""), "start"),
+        "end": optional_date(query.get("end", ""), "end"),
+        "min": optional_amount(query.get("min", ""), "min"),
+        "max": optional_amount(query.get("max", ""), "max"),
+        "pending": {"yes": True, "no": False}.get(pending),
+        "cursor": optional_id(query.get("cursor", ""), "cursor"),
+        "account": optional_id(query.get("account", ""), "account"),
+    }
+
+
+def _transactions(
+    request: Request, who: Actor, account_id: int | None, template: str, extra: dict[str, Any]
+) -> Response:
+    core = _core(request)
+    raw = {k: v for k, v in request.query_params.items() if k != "cursor"}
+    error: SophsyncError | None = None
+    rows: list[accounts.TransactionView] = []
+    try:
+        wanted = _filters(request)
+        rows = accounts.list_transactions(
+            core,
+            who,
+            account_id=account_id if account_id is not None else wanted["account"],
+            start=wanted["start"],
+            end=wanted["end"],
+            pending=wanted["pending"],
+            search=wanted["q"] or None,
+            min_amount=wanted["min"],
+            max_amount=wanted["max"],
+            after_id=wanted["cursor"],
+            limit=PAGE_SIZE + 1,
         )
+    except BadInput as bad:
+        error = bad
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    names = {a.id: a.name for a in accounts.list_accounts(core, who)}
+    older = (
+        f"{request.url.path}?{urlencode({**raw, 'cursor': rows[-1].id})}" if more and rows else None
+    )
+    newest = f"{request.url.path}?{urlencode(raw)}" if "cursor" in request.query_params else None
+    context = {
+        "rows": rows,
+        "names": names,
+        "filters": raw,
+        "older": older,
+        "newest": newest,
+        "filter_error": error,
+        **extra,
+    }
+    if _htmx(request) and request.headers.get("hx-target") == "transactions":
+        return render(request, "_transactions.html", context, who=who)
+    return render(request, template, context, who=who, status=422 if error else 200)
 
-    @router.get("/connections/{connection_id}/dialog")
-    def dialog(request: Request, connection_id: PathId, who: Viewer) -> Response:
-        families.require_admin(who, "connect a bank")
-        core = _core(request)
-        view = connect.get_connection(core, who, connection_id)
-        return render(request, "dialog.html", _status_context(core, who, view), who=who)
 
-    def _status_context(
-        core: Core, who: Actor, view: ConnectionView, error: SophsyncError | None = None
-    ) -> dict[str, Any]:
-        sources = (
-            link.provider_accounts(core, who, view.id)
-            if view.status is ConnectionStatus.CONNECTED
-            else []
+@router.get("/transactions")
+def transactions_page(request: Request, who: Viewer) -> Response:
+    return _transactions(
+        request,
+        who,
+        None,
+        "transactions.html",
+        {"accounts": accounts.list_accounts(_core(request), who)},
+    )
+
+
+@router.get("/accounts/{account_id}")
+def account_page(request: Request, account_id: PathId, who: Viewer) -> Response:
+    core = _core(request)
+    account = accounts.get_account(core, who, account_id)
+    history = accounts.balance_history(
+        core, who, account_id, since=core.today() - dt.timedelta(days=365)
+    )
+    unlinked = _unlinked(core, who)
+    return _transactions(
+        request,
+        who,
+        account_id,
+        "account.html",
+        {
+            "account": account,
+            "history": history,
+            "points": sparkline(history),
+            "unlinked": unlinked,
+        },
+    )
+
+
+@router.post("/accounts/{account_id}")
+def update_account(request: Request, account_id: PathId, form: Posted, who: Viewer) -> Response:
+    core = _core(request)
+
+    def act() -> Response:
+        kind = text(form, "type")
+        accounts.update_account(
+            core,
+            who,
+            account_id,
+            name=text(form, "name"),
+            type=AccountType(kind) if kind in set(AccountType) else None,
+            subtype=text(form, "subtype"),
+            sync_start_date=optional_date(text(form, "sync_start_date"), "sync_start_date"),
         )
-        return {
-            "view": view,
-            "challenge": _challenge(view),
-            "error": error,
-            "poll_ms": POLL_MILLISECONDS,
-            "sources": sources,
-            "to_link": [p for p in sources if p.linked_account_id is None],
-            "reconnected": any(p.linked_account_id is not None for p in sources),
-        }
+        flash(request, "Saved.")
+        return redirect(f"/accounts/{account_id}")
 
-    def _status(
-        request: Request,
-        who: Actor,
-        connection_id: int,
-        action: Callable[[Core], ConnectionView],
-    ) -> Response:
-        """Run a dialog action and answer with the new status (a fragment for htmx)."""
-        families.require_admin(who, "connect a bank")
-        core = _core(request)
-        before = connect.get_connection(core, who, connection_id)
-        error: SophsyncError | None = None
+    return _attempt(act, lambda error: _form_error(request, error, f"/accounts/{account_id}"))
+
+
+@router.post("/accounts/{account_id}/link")
+def link_here(request: Request, account_id: PathId, form: Posted, who: Viewer) -> Response:
+    core = _core(request)
+
+    def act() -> Response:
+        source = optional_id(text(form, "provider_account_id"), "provider_account_id")
+        if source is None:
+            raise BadInput("Choose the bank account to link", field="provider_account_id")
+        link.link_existing(core, who, source, account_id)
+        _sync_linked(request, core, who, source)
+        flash(request, "Linked. The first sync is on its way.")
+        return redirect(f"/accounts/{account_id}")
+
+    return _attempt(act, lambda error: _form_error(request, error, f"/accounts/{account_id}"))
+
+
+@router.post("/accounts/{account_id}/unlink")
+def unlink(request: Request, account_id: PathId, form: Posted, who: Viewer) -> Response:
+    link.unlink(_core(request), who, account_id)
+    flash(request, "Unlinked. The account keeps its history; syncs leave it alone.")
+    return redirect(f"/accounts/{account_id}")
+
+
+def _form_error(request: Request, error: SophsyncError, target: str) -> Response:
+    flash(request, error.message, "error")
+    return redirect(target)
+
+
+def _sync_linked(request: Request, core: Core, who: Actor, provider_account_id: int) -> None:
+    for source in link.provider_accounts(core, who):
+        if source.id == provider_account_id:
+            defer_sync(_queue(request), source.connection_id, trigger="link")
+
+
+# --- sync runs ----------------------------------------------------------------------
+
+
+@router.get("/runs")
+def runs_page(request: Request, who: Viewer) -> Response:
+    core = _core(request)
+    names = {v.id: v.institution_name for v in connect.list_connections(core, who)}
+    return render(
+        request,
+        "runs.html",
+        {"runs": sync.sync_runs(core, who, limit=200), "names": names},
+        who=who,
+    )
+
+
+@router.post("/sync")
+def sync_all(request: Request, form: Posted, who: Viewer) -> Response:
+    core = _core(request)
+    families.require_admin(who, "start a sync")
+    queued = 0
+    for view in connect.list_connections(core, who):
+        if view.status is ConnectionStatus.CONNECTED:
+            queued += defer_sync(_queue(request), view.id, trigger="manual") is not None
+    flash(request, f"Sync queued for {queued} connection(s)." if queued else "Nothing to sync.")
+    return redirect(back_to(request, "/"))
+
+
+# --- connecting a bank ----------------------------------------------------------------
+
+
+def _search(request: Request, who: Actor) -> dict[str, Any]:
+    query = request.query_params.get("q", "").strip()[:200]
+    found: list[Any] = []
+    error: SophsyncError | None = None
+    if len(query) >= 2:
         try:
-            view = action(core)
+            found = connect.search_institutions(_core(request), who, query)[:25]
         except SophsyncError as failed:
-            if failed.http_status in {401, 403, 404}:
-                raise
-            error, view = failed, connect.get_connection(core, who, connection_id)
-        if (
-            before.status is not ConnectionStatus.CONNECTED
-            and view.status is ConnectionStatus.CONNECTED
-            and any(p.linked_account_id for p in link.provider_accounts(core, who, view.id))
-        ):
-            # A reconnect finished: sync what the interrupted sync could not.
-            defer_sync(_queue(request), view.id, trigger="resume")
-        if not _htmx(request):
-            if error is not None:
-                flash(request, error.message, "error")
-            return redirect(f"/connections/{connection_id}/dialog")
-        return render(
+            error = failed
+    return {"found": found, "query": query, "error": error}
+
+
+@router.get("/connect")
+def connect_page(request: Request, who: Viewer) -> Response:
+    """Search as you type (htmx), or submit the search (without JavaScript)."""
+    families.require_admin(who, "connect a bank")
+    ready = credentials.credentials_status(_core(request), who) is not None
+    return render(request, "connect.html", {"ready": ready, **_search(request, who)}, who=who)
+
+
+@router.get("/connect/institutions")
+def institutions(request: Request, who: Viewer) -> Response:
+    families.require_admin(who, "connect a bank")
+    return render(request, "_institutions.html", _search(request, who), who=who)
+
+
+@router.get("/connect/login")
+def login_form(request: Request, who: Viewer) -> Response:
+    families.require_admin(who, "connect a bank")
+    query = request.query_params
+    institution = {
+        "id": query.get("institution_id", ""),
+        "name": query.get("name", ""),
+        "username_label": query.get("username_label") or "Username",
+        "password_label": query.get("password_label") or "Password",
+    }
+    if not institution["id"]:
+        return redirect("/connect")
+    return render(request, "connect_login.html", {"institution": institution}, who=who)
+
+
+@router.post("/connect")
+def start(request: Request, form: Posted, who: Viewer) -> Response:
+    core = _core(request)
+    institution = {
+        "id": text(form, "institution_id"),
+        "name": text(form, "institution_name"),
+        "username_label": text(form, "username_label") or "Username",
+        "password_label": text(form, "password_label") or "Password",
+    }
+
+    def act() -> Response:
+        view = connect.start_connection(
+            core,
+            who,
+            institution["id"],
+            text(form, "username"),
+            str(form.get("password") or ""),
+            text(form, "pin"),
+            institution_name=institution["name"] or None,
+        )
+        return redirect(f"/connections/{view.id}/dialog")
+
+    return _attempt(
+        act,
+        lambda error: render(
             request,
-            "_status.html",
-            _status_context(core, who, view, error),
-            status=200,
+            "connect_login.html",
+            {"institution": institution, "error": error, "username": text(form, "username")},
+            status=error.http_status,
             who=who,
-        )
+        ),
+    )
 
-    @router.post("/connections/{connection_id}/poll")
-    def poll(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
-        return _status(
-            request, who, connection_id, lambda core: connect.poll_connection(core, connection_id)
-        )
 
-    @router.post("/connections/{connection_id}/answer")
-    def answer(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
-        kind = text(form, "kind")
-        answers = [a.strip() for a in form.getlist("answer") if isinstance(a, str)]
-        reply: str | list[str] | bool
-        if kind == "security_questions":
-            reply = answers
-        elif kind == "phone_confirmation":
-            reply = True
+@router.get("/connections/{connection_id}")
+def connection_page(request: Request, connection_id: PathId, who: Viewer) -> Response:
+    core = _core(request)
+    view = connect.get_connection(core, who, connection_id)
+    return render(
+        request,
+        "connection.html",
+        {
+            "view": view,
+            "next_sync": sync.next_sync_at(core, view.last_success_at)
+            if view.status is ConnectionStatus.CONNECTED
+            else None,
+            "sources": link.provider_accounts(core, who, connection_id),
+            "runs": sync.sync_runs(core, who, limit=20, connection_id=connection_id),
+        },
+        who=who,
+    )
+
+
+@router.get("/connections/{connection_id}/dialog")
+def dialog(request: Request, connection_id: PathId, who: Viewer) -> Response:
+    families.require_admin(who, "connect a bank")
+    core = _core(request)
+    view = connect.get_connection(core, who, connection_id)
+    return render(request, "dialog.html", _status_context(core, who, view), who=who)
+
+
+def _status_context(
+    core: Core, who: Actor, view: ConnectionView, error: SophsyncError | None = None
+) -> dict[str, Any]:
+    sources = (
+        link.provider_accounts(core, who, view.id)
+        if view.status is ConnectionStatus.CONNECTED
+        else []
+    )
+    return {
+        "view": view,
+        "challenge": ChallengeOut.of(view.prompt),
+        "error": error,
+        "poll_ms": POLL_MILLISECONDS,
+        "sources": sources,
+        "to_link": [p for p in sources if p.linked_account_id is None],
+        "reconnected": any(p.linked_account_id is not None for p in sources),
+    }
+
+
+def _status(
+    request: Request,
+    who: Actor,
+    connection_id: int,
+    action: Callable[[Core], ConnectionView],
+) -> Response:
+    """Run a dialog action and answer with the new status (a fragment for htmx)."""
+    families.require_admin(who, "connect a bank")
+    core = _core(request)
+    before = connect.get_connection(core, who, connection_id)
+    error: SophsyncError | None = None
+    try:
+        view = action(core)
+    except SophsyncError as failed:
+        if failed.http_status in {401, 403, 404}:
+            raise
+        error, view = failed, connect.get_connection(core, who, connection_id)
+    if (
+        before.status is not ConnectionStatus.CONNECTED
+        and view.status is ConnectionStatus.CONNECTED
+        and any(p.linked_account_id for p in link.provider_accounts(core, who, view.id))
+    ):
+        # A reconnect finished: sync what the interrupted sync could not.
+        defer_sync(_queue(request), view.id, trigger="resume")
+    if not _htmx(request):
+        if error is not None:
+            flash(request, error.message, "error")
+        return redirect(f"/connections/{connection_id}/dialog")
+    return render(
+        request,
+        "_status.html",
+        _status_context(core, who, view, error),
+        status=200,
+        who=who,
+    )
+
+
+@router.post("/connections/{connection_id}/poll")
+def poll(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+    return _status(
+        request, who, connection_id, lambda core: connect.poll_connection(core, connection_id)
+    )
+
+
+@router.post("/connections/{connection_id}/answer")
+def answer(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+    kind = text(form, "kind")
+    answers = [a.strip() for a in form.getlist("answer") if isinstance(a, str)]
+    reply: str | list[str] | bool
+    if kind == "security_questions":
+        reply = answers
+    elif kind == "phone_confirmation":
+        reply = True
+    else:
+        reply = answers[0] if answers else ""
+
+    def send(core: Core) -> ConnectionView:
+        if reply == "" or reply == [] or (isinstance(reply, list) and not all(reply)):
+            raise BadInput("Enter an answer", field="answer")
+        return connect.answer_challenge(core, who, connection_id, reply)
+
+    return _status(request, who, connection_id, send)
+
+
+@router.post("/connections/{connection_id}/check-again")
+def check_again(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+    return _status(
+        request, who, connection_id, lambda core: connect.check_again(core, who, connection_id)
+    )
+
+
+@router.post("/connections/{connection_id}/retry")
+def retry(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+    return _status(
+        request,
+        who,
+        connection_id,
+        lambda core: connect.retry_connection(core, who, connection_id),
+    )
+
+
+@router.post("/connections/{connection_id}/login")
+def new_login(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+    return _status(
+        request,
+        who,
+        connection_id,
+        lambda core: connect.update_login(
+            core,
+            who,
+            connection_id,
+            text(form, "username"),
+            str(form.get("password") or ""),
+            text(form, "pin"),
+        ),
+    )
+
+
+@router.post("/connections/{connection_id}/sync")
+def sync_one(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+    families.require_admin(who, "start a sync")
+    view = connect.get_connection(_core(request), who, connection_id)
+    queued = defer_sync(_queue(request), view.id, trigger="manual")
+    flash(
+        request,
+        f"Sync of {view.institution_name} queued."
+        if queued is not None
+        else f"A sync of {view.institution_name} is already queued.",
+    )
+    return redirect(back_to(request, f"/connections/{connection_id}"))
+
+
+@router.post("/connections/{connection_id}/remove")
+def remove(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+    core = _core(request)
+    view = connect.get_connection(core, who, connection_id)
+    connect.remove_connection(core, who, connection_id)
+    flash(request, f"{view.institution_name} is removed. Its accounts keep their history.")
+    return redirect("/")
+
+
+# --- linking ----------------------------------------------------------------------------
+
+
+@router.get("/connections/{connection_id}/link")
+def link_page(request: Request, connection_id: PathId, who: Viewer) -> Response:
+    families.require_admin(who, "link accounts")
+    return _link_form(request, who, connection_id)
+
+
+def _link_form(
+    request: Request,
+    who: Actor,
+    connection_id: int,
+    error: SophsyncError | None = None,
+    form: FormData | None = None,
+) -> Response:
+    core = _core(request)
+    view = connect.get_connection(core, who, connection_id)
+    sources = _unlinked(core, who, connection_id)
+    existing = [a for a in accounts.list_accounts(core, who) if not a.linked]
+    return render(
+        request,
+        "link.html",
+        {
+            "view": view,
+            "sources": sources,
+            "existing": existing,
+            "default_start": link.start_date(core, None, None),
+            "today": core.today(),
+            "error": error,
+            "form": form or {},
+        },
+        status=error.http_status if error else 200,
+        who=who,
+    )
+
+
+@router.post("/connections/{connection_id}/link")
+def link_accounts(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+    core = _core(request)
+    families.require_admin(who, "link accounts")
+    sources = _unlinked(core, who, connection_id)
+
+    def act() -> Response:
+        linked = 0
+        for source in sources:
+            prefix = f"a{source.id}-"
+            if form.get(prefix + "link") != "on":
+                continue
+            start = optional_date(text(form, prefix + "start"), f"{source.name}: sync start date")
+            target = text(form, prefix + "target") or "new"
+            if target == "new":
+                kind = text(form, prefix + "type")
+                link.link_new(
+                    core,
+                    who,
+                    source.id,
+                    name=text(form, prefix + "name") or None,
+                    type=AccountType(kind) if kind in set(AccountType) else None,
+                    subtype=text(form, prefix + "subtype"),
+                    sync_start_date=start,
+                )
+            else:
+                account_id = optional_id(target, f"{source.name}: link to")
+                assert account_id is not None
+                link.link_existing(core, who, source.id, account_id, sync_start_date=start)
+            linked += 1
+        if linked:
+            defer_sync(_queue(request), connection_id, trigger="link")
+            flash(request, f"Linked {linked} account(s). The first sync is on its way.")
         else:
-            reply = answers[0] if answers else ""
-        if reply == "" or (isinstance(reply, list) and not all(reply)):
-            return _status(
-                request,
-                who,
-                connection_id,
-                lambda core: _refuse(BadInput("Enter an answer", field="answer")),
-            )
-        return _status(
-            request,
-            who,
-            connection_id,
-            lambda core: connect.answer_challenge(core, who, connection_id, reply),
-        )
-
-    @router.post("/connections/{connection_id}/check-again")
-    def check_again(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
-        return _status(
-            request, who, connection_id, lambda core: connect.check_again(core, who, connection_id)
-        )
-
-    @router.post("/connections/{connection_id}/retry")
-    def retry(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
-        return _status(
-            request,
-            who,
-            connection_id,
-            lambda core: connect.retry_connection(core, who, connection_id),
-        )
-
-    @router.post("/connections/{connection_id}/login")
-    def new_login(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
-        return _status(
-            request,
-            who,
-            connection_id,
-            lambda core: connect.update_login(
-                core,
-                who,
-                connection_id,
-                text(form, "username"),
-                str(form.get("password") or ""),
-                text(form, "pin"),
-            ),
-        )
-
-    @router.post("/connections/{connection_id}/sync")
-    def sync_one(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
-        families.require_admin(who, "start a sync")
-        view = connect.get_connection(_core(request), who, connection_id)
-        queued = defer_sync(_queue(request), view.id, trigger="manual")
-        flash(
-            request,
-            f"Sync of {view.institution_name} queued."
-            if queued is not None
-            else f"A sync of {view.institution_name} is already queued.",
-        )
-        return redirect(back_to(request, f"/connections/{connection_id}"))
-
-    @router.post("/connections/{connection_id}/remove")
-    def remove(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
-        core = _core(request)
-        view = connect.get_connection(core, who, connection_id)
-        connect.remove_connection(core, who, connection_id)
-        flash(request, f"{view.institution_name} is removed. Its accounts keep their history.")
+            flash(request, "No account linked. You can link them later from this page.")
         return redirect("/")
 
-    # --- linking ----------------------------------------------------------------------------
+    return _attempt(act, lambda error: _link_form(request, who, connection_id, error, form))
 
-    @router.get("/connections/{connection_id}/link")
-    def link_page(request: Request, connection_id: PathId, who: Viewer) -> Response:
-        families.require_admin(who, "link accounts")
-        return _link_form(request, who, connection_id)
 
-    def _link_form(
-        request: Request,
-        who: Actor,
-        connection_id: int,
-        error: SophsyncError | None = None,
-        form: FormData | None = None,
-    ) -> Response:
-        core = _core(request)
-        view = connect.get_connection(core, who, connection_id)
-        sources = _unlinked(core, who, connection_id)
-        existing = [a for a in accounts.list_accounts(core, who) if not a.linked]
-        return render(
-            request,
-            "link.html",
-            {
-                "view": view,
-                "sources": sources,
-                "existing": existing,
-                "default_start": link.start_date(core, None, None),
-                "today": core.today(),
-                "error": error,
-                "form": form or {},
-            },
-            status=error.http_status if error else 200,
-            who=who,
+# --- settings ---------------------------------------------------------------------------
+
+
+@router.get("/settings")
+def settings_page(request: Request, who: Viewer) -> Response:
+    return _settings(request, who)
+
+
+def _settings(
+    request: Request,
+    who: Actor,
+    *,
+    error: SophsyncError | None = None,
+    section: str = "",
+    new_token: str | None = None,
+    form: Mapping[str, Any] | None = None,
+) -> Response:
+    core = _core(request)
+    members = families.list_users(core, who)
+    spent = quota.usage(core, who.family_id)
+    return render(
+        request,
+        "settings.html",
+        {
+            "credentials": credentials.credentials_status(core, who),
+            "spent": spent,
+            "budget": core.settings.monthly_budget,
+            "sync_time": core.settings.sync_time,
+            "members": members,
+            "tokens": tokens.list_tokens(core, who),
+            "new_token": new_token,
+            "error": error,
+            "section": section,
+            "form": form or {},
+            "roles": list(Role),
+        },
+        status=error.http_status if error else 200,
+        who=who,
+    )
+
+
+def _settings_action(
+    request: Request, who: Actor, section: str, form: FormData, action: Callable[[], str]
+) -> Response:
+    def act() -> Response:
+        flash(request, action())
+        return redirect(f"/settings#{section}")
+
+    kept = {k: v for k, v in form.items() if "password" not in k and k != "access_key"}
+    return _attempt(
+        act, lambda error: _settings(request, who, error=error, section=section, form=kept)
+    )
+
+
+@router.post("/settings/credentials")
+def save_credentials(request: Request, form: Posted, who: Viewer) -> Response:
+    def act() -> str:
+        status = credentials.save_credentials(
+            _core(request),
+            who,
+            text(form, "user_id") or None,
+            text(form, "access_key") or None,
+            text(form, "base_url") or None,
         )
+        return f"Sophtron accepted the credentials (customer {status.customer_id})."
 
-    @router.post("/connections/{connection_id}/link")
-    def link_accounts(
-        request: Request, connection_id: PathId, form: Posted, who: Viewer
-    ) -> Response:
-        core = _core(request)
-        families.require_admin(who, "link accounts")
-        sources = _unlinked(core, who, connection_id)
+    return _settings_action(request, who, "bank-sync", form, act)
 
-        def act() -> Response:
-            linked = 0
-            for source in sources:
-                prefix = f"a{source.id}-"
-                if form.get(prefix + "link") != "on":
-                    continue
-                start = optional_date(
-                    text(form, prefix + "start"), f"{source.name}: sync start date"
-                )
-                target = text(form, prefix + "target") or "new"
-                if target == "new":
-                    kind = text(form, prefix + "type")
-                    link.link_new(
-                        core,
-                        who,
-                        source.id,
-                        name=text(form, prefix + "name") or None,
-                        type=AccountType(kind) if kind in set(AccountType) else None,
-                        subtype=text(form, prefix + "subtype"),
-                        sync_start_date=start,
-                    )
-                else:
-                    account_id = optional_id(target, f"{source.name}: link to")
-                    assert account_id is not None
-                    link.link_existing(core, who, source.id, account_id, sync_start_date=start)
-                linked += 1
-            if linked:
-                defer_sync(_queue(request), connection_id, trigger="link")
-                flash(request, f"Linked {linked} account(s). The first sync is on its way.")
-            else:
-                flash(request, "No account linked. You can link them later from this page.")
-            return redirect("/")
 
-        return _attempt(act, lambda error: _link_form(request, who, connection_id, error, form))
+@router.post("/settings/credentials/remove")
+def remove_credentials(request: Request, form: Posted, who: Viewer) -> Response:
+    def act() -> str:
+        credentials.remove_credentials(_core(request), who)
+        return "The Sophtron credentials are removed. Syncs stop until you enter them again."
 
-    # --- settings ---------------------------------------------------------------------------
+    return _settings_action(request, who, "bank-sync", form, act)
 
-    @router.get("/settings")
-    def settings_page(request: Request, who: Viewer) -> Response:
-        return _settings(request, who)
 
-    def _settings(
-        request: Request,
-        who: Actor,
-        *,
-        error: SophsyncError | None = None,
-        section: str = "",
-        new_token: str | None = None,
-        form: Mapping[str, Any] | None = None,
-    ) -> Response:
-        core = _core(request)
-        members = families.list_users(core, who)
-        spent = quota.usage(core, who.family_id)
-        return render(
-            request,
-            "settings.html",
-            {
-                "credentials": credentials.credentials_status(core, who),
-                "spent": spent,
-                "budget": core.settings.monthly_budget,
-                "sync_time": core.settings.sync_time,
-                "members": members,
-                "tokens": tokens.list_tokens(core, who),
-                "new_token": new_token,
-                "error": error,
-                "section": section,
-                "form": form or {},
-                "roles": list(Role),
-            },
-            status=error.http_status if error else 200,
-            who=who,
+@router.post("/settings/members")
+def add_member(request: Request, form: Posted, who: Viewer) -> Response:
+    def act() -> str:
+        role = text(form, "role") or Role.MEMBER.value
+        if role not in set(Role):
+            raise BadInput("Choose admin or member", field="role")
+        added = families.add_user(
+            _core(request),
+            who,
+            text(form, "email"),
+            str(form.get("password") or ""),
+            Role(role),
         )
+        return f"{added.email} can now log in as {added.role.value}."
 
-    def _settings_action(
-        request: Request, who: Actor, section: str, form: FormData, action: Callable[[], str]
-    ) -> Response:
-        def act() -> Response:
-            flash(request, action())
-            return redirect(f"/settings#{section}")
-
-        kept = {k: v for k, v in form.items() if "password" not in k and k != "access_key"}
-        return _attempt(
-            act, lambda error: _settings(request, who, error=error, section=section, form=kept)
-        )
-
-    @router.post("/settings/credentials")
-    def save_credentials(request: Request, form: Posted, who: Viewer) -> Response:
-        def act() -> str:
-            status = credentials.save_credentials(
-                _core(request),
-                who,
-                text(form, "user_id") or None,
-                text(form, "access_key") or None,
-                text(form, "base_url") or None,
-            )
-            return f"Sophtron accepted the credentials (customer {status.customer_id})."
-
-        return _settings_action(request, who, "bank-sync", form, act)
-
-    @router.post("/settings/credentials/remove")
-    def remove_credentials(request: Request, form: Posted, who: Viewer) -> Response:
-        def act() -> str:
-            credentials.remove_credentials(_core(request), who)
-            return "The Sophtron credentials are removed. Syncs stop until you enter them again."
-
-        return _settings_action(request, who, "bank-sync", form, act)
-
-    @router.post("/settings/members")
-    def add_member(request: Request, form: Posted, who: Viewer) -> Response:
-        def act() -> str:
-            role = text(form, "role") or Role.MEMBER.value
-            if role not in set(Role):
-                raise BadInput("Choose admin or member", field="role")
-            added = families.add_user(
-                _core(request),
-                who,
-                text(form, "email"),
-                str(form.get("password") or ""),
-                Role(role),
-            )
-            return f"{added.email} can now log in as {added.role.value}."
-
-        return _settings_action(request, who, "members", form, act)
-
-    @router.post("/settings/members/{user_id}/role")
-    def set_role(request: Request, user_id: PathId, form: Posted, who: Viewer) -> Response:
-        def act() -> str:
-            role = text(form, "role")
-            if role not in set(Role):
-                raise BadInput("Choose admin or member", field="role")
-            changed = families.set_role(_core(request), who, user_id, Role(role))
-            return f"{changed.email} is now {changed.role.value}."
-
-        return _settings_action(request, who, "members", form, act)
-
-    @router.post("/settings/tokens")
-    def create_token(request: Request, form: Posted, who: Viewer) -> Response:
-        try:
-            _, token = tokens.create_token(_core(request), who, text(form, "name"))
-        except BadInput as error:
-            return _settings(request, who, error=error, section="tokens", form=dict(form.items()))
-        return _settings(request, who, section="tokens", new_token=token)
-
-    @router.post("/settings/tokens/{token_id}/revoke")
-    def revoke_token(request: Request, token_id: PathId, form: Posted, who: Viewer) -> Response:
-        def act() -> str:
-            tokens.revoke_token(_core(request), who, token_id)
-            return "The token is revoked."
-
-        return _settings_action(request, who, "tokens", form, act)
-
-    return router
+    return _settings_action(request, who, "members", form, act)
 
 
-def _refuse(error: SophsyncError) -> ConnectionView:
-    raise error
+@router.post("/settings/members/{user_id}/role")
+def set_role(request: Request, user_id: PathId, form: Posted, who: Viewer) -> Response:
+    def act() -> str:
+        role = text(form, "role")
+        if role not in set(Role):
+            raise BadInput("Choose admin or member", field="role")
+        changed = families.set_role(_core(request), who, user_id, Role(role))
+        return f"{changed.email} is now {changed.role.value}."
+
+    return _settings_action(request, who, "members", form, act)
+
+
+@router.post("/settings/tokens")
+def create_token(request: Request, form: Posted, who: Viewer) -> Response:
+    try:
+        _, token = tokens.create_token(_core(request), who, text(form, "name"))
+    except BadInput as error:
+        return _settings(request, who, error=error, section="tokens", form=dict(form.items()))
+    return _settings(request, who, section="tokens", new_token=token)
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+def revoke_token(request: Request, token_id: PathId, form: Posted, who: Viewer) -> Response:
+    def act() -> str:
+        tokens.revoke_token(_core(request), who, token_id)
+        return "The token is revoked."
+
+    return _settings_action(request, who, "tokens", form, act)

@@ -9,6 +9,14 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.importer import to_decimal
+from ..sophtron import (
+    CaptchaPrompt,
+    PhoneConfirmationPrompt,
+    Prompt,
+    SecurityQuestionsPrompt,
+    TokenInputPrompt,
+    TokenMethodPrompt,
+)
 from ..store.models import AccountType, ConnectionStatus, Role, RunStatus
 
 #: The largest id the databases store (a 32-bit INTEGER column).
@@ -169,6 +177,21 @@ class ChallengeOut(Model):
     label: str | None = None
     code: str | None = None
     image_png_base64: str | None = None
+
+    @classmethod
+    def of(cls, prompt: Prompt | None) -> ChallengeOut | None:
+        """What a person must see of a prompt (``None`` when nothing is asked)."""
+        if isinstance(prompt, SecurityQuestionsPrompt):
+            return cls(kind="security_questions", questions=list(prompt.questions))
+        if isinstance(prompt, TokenMethodPrompt):
+            return cls(kind="token_method", options=list(prompt.labels))
+        if isinstance(prompt, TokenInputPrompt):
+            return cls(kind="token_input", label=prompt.label)
+        if isinstance(prompt, PhoneConfirmationPrompt):
+            return cls(kind="phone_confirmation", code=prompt.code)
+        if isinstance(prompt, CaptchaPrompt):
+            return cls(kind="captcha", image_png_base64=prompt.image_base64)
+        return None
 
 
 class ConnectionOut(Model):
