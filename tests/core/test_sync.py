@@ -883,3 +883,33 @@ def test_sync_runs_lists_newest_first_with_counts(
 
     stranger = families.create_family(core, "Strangers", "stranger@example.com", ADMIN_PASSWORD)
     assert sync.sync_runs(core, stranger) == []
+
+
+def test_linking_an_account_to_another_source_keeps_its_history(core: Core, admin: Actor) -> None:
+    """Re-pointing an account at another bank account removes nothing the old one reported, and
+    the new source's first sync reads its history from the sync start date."""
+    view = connect_bank(core, admin, username="moving+accounts=2")
+    first, second = link.provider_accounts(core, admin, view.id)
+    account_id = link.link_new(core, admin, first.id, history_days=365)
+    sync.sync_connection(core, view.id, poller=FAST)
+    with core.session() as session:
+        before = set(
+            session.scalars(select(Transaction.id).where(Transaction.account_id == account_id))
+        )
+    assert before
+
+    link.unlink(core, admin, account_id)
+    link.link_existing(core, admin, second.id, account_id)
+    run = sync.sync_connection(core, view.id, poller=FAST)
+
+    assert run.removed == 0
+    with core.session() as session:
+        rows = session.scalars(select(Transaction).where(Transaction.account_id == account_id))
+        by_source: dict[int | None, list[Transaction]] = {}
+        for row in rows:
+            by_source.setdefault(row.source_id, []).append(row)
+            assert row.status == TxnStatus.ACTIVE.value, (row.date, row.description)
+    assert {row.id for row in by_source[first.id]} == before
+    assert min(row.date for row in by_source[second.id]) < TODAY - dt.timedelta(days=60)
+    again = sync.sync_connection(core, view.id, poller=FAST)
+    assert (again.added, again.removed) == (0, 0)

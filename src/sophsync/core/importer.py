@@ -201,8 +201,13 @@ def import_transactions(
     start: dt.date,
     end: dt.date,
 ) -> ImportCounts:
-    """Make the account's rows in [start, end] match what Sophtron reported for that window."""
+    """Make the account's rows in [start, end] match what Sophtron reported for that window.
+
+    Every stored row can be matched (a re-linked account's old rows are the same money), but
+    only rows this provider account reported are ever marked removed: history from an earlier
+    source stays as it was."""
     counts = ImportCounts()
+    source = account.provider_account_id
     arrivals: dict[str, Incoming] = {}
     for txn in transactions:
         incoming = Incoming.from_sophtron(txn, account)
@@ -240,9 +245,11 @@ def import_transactions(
         if known is not None and not known.matched:
             known.matched = True
             _count(counts, _apply(known.row, incoming))
+            known.row.source_id = source
         elif provider_id in outside:
             row = outside[provider_id]
             _count(counts, _apply(row, incoming))
+            row.source_id = source
         else:
             unmatched.append(incoming)
 
@@ -252,6 +259,7 @@ def import_transactions(
         if found is not None:
             found.matched = True
             _apply(found.row, incoming)
+            found.row.source_id = source
             counts.updated += 1
             continue
         row = Transaction(
@@ -260,6 +268,7 @@ def import_transactions(
             deleted=False,
             fingerprint=incoming.fingerprint,
             provider_id=incoming.provider_id,
+            source_id=source,
         )
         _apply(row, incoming)
         session.add(row)
@@ -267,7 +276,7 @@ def import_transactions(
 
     for item in orphans:
         row = item.row
-        if item.matched or not start <= row.date <= end:
+        if item.matched or not start <= row.date <= end or row.source_id != source:
             continue
         if row.status == TxnStatus.ACTIVE.value and row.provider_id is not None:
             row.status = TxnStatus.REMOVED.value

@@ -174,6 +174,8 @@ def link_existing(
         account.provider_account_id = source.id
         if sync_start_date is not None or account.sync_start_date is None:
             account.sync_start_date = start_date(core, sync_start_date, None)
+        # The new source's first sync reads its whole history from the sync start date.
+        account.last_synced_at = None
 
 
 def unlink(core: Core, actor: Actor, account_id: int) -> None:

@@ -267,6 +267,10 @@ class Transaction(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    #: The provider account that last reported this transaction (only it may mark it removed).
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("provider_account.id", ondelete="SET NULL")
+    )
     provider_id: Mapped[str | None] = mapped_column(String(100))
     #: Other provider ids this transaction was known by (a pending id, a re-issued id).
     previous_ids: Mapped[str | None] = mapped_column(Text)
