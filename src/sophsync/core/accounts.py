@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session
@@ -13,7 +13,7 @@ from ..errors import BadInput, NotFound
 from ..store.models import Account, AccountType, BalanceHistory, Transaction, TxnStatus
 from .app import Core, owned
 from .families import Actor, require_admin
-from .importer import to_minor
+from .importer import exponent
 
 MAX_PAGE = 1000
 
@@ -181,6 +181,11 @@ def balance_history(
         return [(day, minor) for day, minor in session.execute(query.order_by(BalanceHistory.date))]
 
 
+def _scaled(amount: Decimal, currency: str, rounding: str) -> int:
+    """An amount in the currency's minor units, rounded as a bound must be."""
+    return int(amount.scaleb(exponent(currency)).to_integral_value(rounding))
+
+
 def _size_between(
     session: Session, family_id: int, low: Decimal | None, high: Decimal | None
 ) -> ColumnElement[bool]:
@@ -192,10 +197,10 @@ def _size_between(
     clauses = []
     for currency in currencies:
         bounds = [Transaction.currency == currency]
-        if low is not None:
-            bounds.append(size >= to_minor(low, currency))
+        if low is not None:  # 0.01 yen is more than 0 yen: round the lower bound up
+            bounds.append(size >= _scaled(low, currency, ROUND_CEILING))
         if high is not None:
-            bounds.append(size <= to_minor(high, currency))
+            bounds.append(size <= _scaled(high, currency, ROUND_FLOOR))
         clauses.append(and_(*bounds))
     return or_(*clauses) if clauses else false()
 
@@ -257,7 +262,8 @@ def list_transactions(
             query = query.where(_size_between(session, actor.family_id, min_amount, max_amount))
         if after_id is not None:
             cursor = session.get(Transaction, after_id)
-            if cursor is None:
+            owner = session.get(Account, cursor.account_id) if cursor is not None else None
+            if cursor is None or owner is None or owner.family_id != actor.family_id:
                 raise BadInput(
                     "The cursor names no transaction; start from the first page", field="after_id"
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -100,6 +101,94 @@ def start_date(core: Core, sync_start_date: dt.date | None, history_days: int | 
     return today - dt.timedelta(days=days)
 
 
+@dataclass(frozen=True)
+class LinkChoice:
+    """How to link one provider account: to ``account_id``, or to a new account when None."""
+
+    provider_account_id: int
+    account_id: int | None = None
+    name: str | None = None
+    type: AccountType | None = None
+    subtype: str | None = None
+    sync_start_date: dt.date | None = None
+    history_days: int | None = None
+    invert_sign: bool = False
+
+
+def link_many(core: Core, actor: Actor, choices: Sequence[LinkChoice]) -> list[int]:
+    """Link several provider accounts at once: all of them, or none when one is refused.
+    Returns the local account ids, in order."""
+    require_admin(actor, "link accounts")
+    first_days = [start_date(core, c.sync_start_date, c.history_days) for c in choices]
+    with core.session() as session:
+        return [
+            _link_new(core, session, actor, choice, first_day)
+            if choice.account_id is None
+            else _link_existing(session, actor, choice, choice.account_id, first_day)
+            for choice, first_day in zip(choices, first_days, strict=True)
+        ]
+
+
+def _unlinked_source(session: Session, actor: Actor, provider_account_id: int) -> ProviderAccount:
+    source = _provider_account(session, actor, provider_account_id)
+    if source.account is not None:
+        raise Conflict(
+            f"{source.name} is linked already (account {source.account.id})",
+            code="linked_already",
+        )
+    return source
+
+
+def _link_new(
+    core: Core, session: Session, actor: Actor, choice: LinkChoice, first_day: dt.date
+) -> int:
+    source = _unlinked_source(session, actor, choice.provider_account_id)
+    sign = -1 if choice.invert_sign else 1
+    account = Account(
+        family_id=actor.family_id,
+        name=(choice.name or source.name).strip() or source.name,
+        type=AccountType(choice.type or source.kind).value,
+        subtype=choice.subtype if choice.subtype is not None else source.provider_subtype,
+        currency=source.currency,
+        balance_minor=(source.balance_minor or 0) * sign,
+        available_minor=None if source.available_minor is None else source.available_minor * sign,
+        balance_at=core.now(),
+        provider_account_id=source.id,
+        invert_sign=choice.invert_sign,
+        sync_start_date=first_day,
+    )
+    session.add(account)
+    session.flush()
+    return account.id
+
+
+def _link_existing(
+    session: Session,
+    actor: Actor,
+    choice: LinkChoice,
+    account_id: int,
+    first_day: dt.date,
+) -> int:
+    source = _unlinked_source(session, actor, choice.provider_account_id)
+    account = _account(session, actor, account_id)
+    if account.provider_account_id is not None:
+        raise Conflict(
+            f"Account {account.name} is linked already; unlink it first", code="linked_already"
+        )
+    if account.currency != source.currency:
+        raise BadInput(
+            f"{account.name} is in {account.currency} but {source.name} is in {source.currency}",
+            field="account_id",
+        )
+    account.provider_account_id = source.id
+    if choice.sync_start_date is not None or account.sync_start_date is None:
+        account.sync_start_date = first_day
+    # The new source's first sync reads its whole history from the sync start date.
+    account.last_synced_at = None
+    session.flush()
+    return account.id
+
+
 def link_new(
     core: Core,
     actor: Actor,
@@ -113,34 +202,16 @@ def link_new(
     invert_sign: bool = False,
 ) -> int:
     """Link a provider account to a new local account; returns the new account's id."""
-    require_admin(actor, "link accounts")
-    first_day = start_date(core, sync_start_date, history_days)
-    with core.session() as session:
-        source = _provider_account(session, actor, provider_account_id)
-        if source.account is not None:
-            raise Conflict(
-                f"{source.name} is linked already (account {source.account.id})",
-                code="linked_already",
-            )
-        sign = -1 if invert_sign else 1
-        account = Account(
-            family_id=actor.family_id,
-            name=(name or source.name).strip() or source.name,
-            type=AccountType(type or source.kind).value,
-            subtype=subtype if subtype is not None else source.provider_subtype,
-            currency=source.currency,
-            balance_minor=(source.balance_minor or 0) * sign,
-            available_minor=None
-            if source.available_minor is None
-            else source.available_minor * sign,
-            balance_at=core.now(),
-            provider_account_id=source.id,
-            invert_sign=invert_sign,
-            sync_start_date=first_day,
-        )
-        session.add(account)
-        session.flush()
-        return account.id
+    choice = LinkChoice(
+        provider_account_id,
+        name=name,
+        type=type,
+        subtype=subtype,
+        sync_start_date=sync_start_date,
+        history_days=history_days,
+        invert_sign=invert_sign,
+    )
+    return link_many(core, actor, [choice])[0]
 
 
 def link_existing(
@@ -152,30 +223,11 @@ def link_existing(
     sync_start_date: dt.date | None = None,
 ) -> None:
     """Link a provider account to an existing unlinked local account (keeping its history)."""
-    require_admin(actor, "link accounts")
-    with core.session() as session:
-        source = _provider_account(session, actor, provider_account_id)
-        account = _account(session, actor, account_id)
-        if source.account is not None:
-            raise Conflict(
-                f"{source.name} is linked already (account {source.account.id})",
-                code="linked_already",
-            )
-        if account.provider_account_id is not None:
-            raise Conflict(
-                f"Account {account.name} is linked already; unlink it first", code="linked_already"
-            )
-        if account.currency != source.currency:
-            raise BadInput(
-                f"{account.name} is in {account.currency} but {source.name} is in "
-                f"{source.currency}",
-                field="account_id",
-            )
-        account.provider_account_id = source.id
-        if sync_start_date is not None or account.sync_start_date is None:
-            account.sync_start_date = start_date(core, sync_start_date, None)
-        # The new source's first sync reads its whole history from the sync start date.
-        account.last_synced_at = None
+    link_many(
+        core,
+        actor,
+        [LinkChoice(provider_account_id, account_id=account_id, sync_start_date=sync_start_date)],
+    )
 
 
 def unlink(core: Core, actor: Actor, account_id: int) -> None:
@@ -192,8 +244,9 @@ def link_all(
     core: Core, actor: Actor, connection_id: int | None = None, history_days: int | None = None
 ) -> list[int]:
     """Link every unlinked provider account to a new local account of the guessed type."""
-    return [
-        link_new(core, actor, item.id, history_days=history_days)
+    choices = [
+        LinkChoice(item.id, history_days=history_days)
         for item in provider_accounts(core, actor, connection_id)
         if item.linked_account_id is None
     ]
+    return link_many(core, actor, choices)

@@ -27,6 +27,10 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def create_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
     url = normalise_url(url)
@@ -44,6 +48,8 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            # SQLite's own lower() knows only ASCII; searches ignore case in every language.
+            dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
         return engine
     if url.startswith("postgresql"):

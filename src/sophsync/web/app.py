@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +40,7 @@ from ..store import current_revision, head_revision
 from ..store.models import RunStatus, SyncRun
 from . import pages
 from . import schemas as s
+from .origin import same_site
 from .schemas import PathId
 
 
@@ -122,16 +122,6 @@ def _is_page(request: Request) -> bool:
     return not path.startswith(("/api/", "/static/", "/healthz", "/readyz", "/metrics", "/docs"))
 
 
-def _same_site(request: Request) -> bool:
-    site = request.headers.get("sec-fetch-site")
-    if site is not None:
-        return site in {"same-origin", "none"}
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # not a browser request (no Origin on same-origin GET-less clients)
-    return urlsplit(origin).netloc == request.headers.get("host")
-
-
 def actor(request: Request) -> Actor:
     """Who sends the request: a bearer token's user, or the session's."""
     core: Core = request.app.state.core
@@ -205,8 +195,14 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        if _is_page(request) and error.status_code == 404:
-            return await sophsync_error(request, NotFound("There is no such page."))
+        if _is_page(request):
+            failure = (
+                NotFound("There is no such page.")
+                if error.status_code == 404
+                else SophsyncError(str(error.detail), code=code)
+            )
+            failure.http_status = error.status_code
+            return await sophsync_error(request, failure)
         return _error(error.status_code, code, str(error.detail))
 
     @app.middleware("http")
@@ -215,7 +211,8 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     ) -> Response:
         unsafe = request.method not in {"GET", "HEAD", "OPTIONS"}
         bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
-        if unsafe and not bearer and not _same_site(request):
+        # Pages check the same site themselves, with their CSRF token, and answer in HTML.
+        if unsafe and not bearer and not _is_page(request) and not same_site(request):
             return _error(403, "cross_site", "Cross-site requests are refused.")
         return await call_next(request)
 

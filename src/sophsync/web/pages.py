@@ -36,6 +36,7 @@ from ..core.importer import exponent, to_decimal
 from ..errors import BadInput, NotFound, SophsyncError
 from ..jobs import Queue, defer_sync
 from ..store.models import AccountType, ConnectionStatus, Role, RunStatus
+from .origin import same_site
 from .schemas import ChallengeOut, PathId
 
 STATIC = Path(__file__).parent / "static"
@@ -146,19 +147,28 @@ def flash(request: Request, text: str, kind: str = "ok") -> None:
     request.session.setdefault("flash", []).append({"kind": kind, "text": text})
 
 
-def viewer(request: Request) -> Actor:
-    """The logged-in person; pages send everyone else to the login page."""
+def _session_actor(request: Request) -> Actor | None:
     user_id = request.session.get("user_id")
     if isinstance(user_id, int):
         try:
             return families.get_actor(_core(request), user_id)
         except NotFound:
             request.session.clear()
-    raise LoginRequired("Log in to continue.")
+    return None
+
+
+def viewer(request: Request) -> Actor:
+    """The logged-in person; pages send everyone else to the login page."""
+    who = _session_actor(request)
+    if who is None:
+        raise LoginRequired("Log in to continue.")
+    return who
 
 
 async def posted(request: Request) -> FormData:
-    """The submitted form, once its CSRF token is checked."""
+    """The submitted form, once its origin and its CSRF token are checked."""
+    if not same_site(request):
+        raise BadCsrf("Cross-site requests are refused.", code="cross_site")
     form = await request.form()
     sent = form.get("csrf_token") or request.headers.get("x-csrf-token") or ""
     expected = request.session.get("csrf")
@@ -169,7 +179,14 @@ async def posted(request: Request) -> FormData:
     return form
 
 
+def admin(who: Annotated[Actor, Depends(viewer)]) -> Actor:
+    """The logged-in admin; members get 403 before any input is read."""
+    families.require_admin(who, "do this")
+    return who
+
+
 Viewer = Annotated[Actor, Depends(viewer)]
+Admin = Annotated[Actor, Depends(admin)]
 Posted = Annotated[FormData, Depends(posted)]
 
 
@@ -246,15 +263,9 @@ def error_page(request: Request, error: SophsyncError) -> Response:
         if _htmx(request):
             return Response(status_code=204, headers={"HX-Redirect": target})
         return redirect(target)
-    who = None
-    user_id = request.session.get("user_id")
-    if isinstance(user_id, int):
-        try:
-            who = families.get_actor(_core(request), user_id)
-        except NotFound:
-            who = None
     template = "_error.html" if _htmx(request) else "error.html"
-    return render(request, template, {"error": error}, status=error.http_status or 400, who=who)
+    status = error.http_status or 400
+    return render(request, template, {"error": error}, status=status, who=_session_actor(request))
 
 
 def _attempt(
@@ -460,9 +471,14 @@ def _transactions(
         "filter_error": error,
         **extra,
     }
-    if _htmx(request) and request.headers.get("hx-target") == "transactions":
-        return render(request, "_transactions.html", context, who=who)
-    return render(request, template, context, who=who, status=422 if error else 200)
+    partial = _htmx(request) and request.headers.get("hx-target") == "transactions"
+    return render(
+        request,
+        "_transactions.html" if partial else template,
+        context,
+        who=who,
+        status=422 if error else 200,
+    )
 
 
 @router.get("/transactions")
@@ -499,7 +515,7 @@ def account_page(request: Request, account_id: PathId, who: Viewer) -> Response:
 
 
 @router.post("/accounts/{account_id}")
-def update_account(request: Request, account_id: PathId, form: Posted, who: Viewer) -> Response:
+def update_account(request: Request, account_id: PathId, form: Posted, who: Admin) -> Response:
     core = _core(request)
 
     def act() -> Response:
@@ -520,7 +536,7 @@ def update_account(request: Request, account_id: PathId, form: Posted, who: View
 
 
 @router.post("/accounts/{account_id}/link")
-def link_here(request: Request, account_id: PathId, form: Posted, who: Viewer) -> Response:
+def link_here(request: Request, account_id: PathId, form: Posted, who: Admin) -> Response:
     core = _core(request)
 
     def act() -> Response:
@@ -536,7 +552,7 @@ def link_here(request: Request, account_id: PathId, form: Posted, who: Viewer) -
 
 
 @router.post("/accounts/{account_id}/unlink")
-def unlink(request: Request, account_id: PathId, form: Posted, who: Viewer) -> Response:
+def unlink(request: Request, account_id: PathId, form: Posted, who: Admin) -> Response:
     link.unlink(_core(request), who, account_id)
     flash(request, "Unlinked. The account keeps its history; syncs leave it alone.")
     return redirect(f"/accounts/{account_id}")
@@ -569,9 +585,8 @@ def runs_page(request: Request, who: Viewer) -> Response:
 
 
 @router.post("/sync")
-def sync_all(request: Request, form: Posted, who: Viewer) -> Response:
+def sync_all(request: Request, form: Posted, who: Admin) -> Response:
     core = _core(request)
-    families.require_admin(who, "start a sync")
     queued = 0
     for view in connect.list_connections(core, who):
         if view.status is ConnectionStatus.CONNECTED:
@@ -596,22 +611,19 @@ def _search(request: Request, who: Actor) -> dict[str, Any]:
 
 
 @router.get("/connect")
-def connect_page(request: Request, who: Viewer) -> Response:
+def connect_page(request: Request, who: Admin) -> Response:
     """Search as you type (htmx), or submit the search (without JavaScript)."""
-    families.require_admin(who, "connect a bank")
     ready = credentials.credentials_status(_core(request), who) is not None
     return render(request, "connect.html", {"ready": ready, **_search(request, who)}, who=who)
 
 
 @router.get("/connect/institutions")
-def institutions(request: Request, who: Viewer) -> Response:
-    families.require_admin(who, "connect a bank")
+def institutions(request: Request, who: Admin) -> Response:
     return render(request, "_institutions.html", _search(request, who), who=who)
 
 
 @router.get("/connect/login")
-def login_form(request: Request, who: Viewer) -> Response:
-    families.require_admin(who, "connect a bank")
+def login_form(request: Request, who: Admin) -> Response:
     query = request.query_params
     institution = {
         "id": query.get("institution_id", ""),
@@ -625,7 +637,7 @@ def login_form(request: Request, who: Viewer) -> Response:
 
 
 @router.post("/connect")
-def start(request: Request, form: Posted, who: Viewer) -> Response:
+def start(request: Request, form: Posted, who: Admin) -> Response:
     core = _core(request)
     institution = {
         "id": text(form, "institution_id"),
@@ -678,8 +690,7 @@ def connection_page(request: Request, connection_id: PathId, who: Viewer) -> Res
 
 
 @router.get("/connections/{connection_id}/dialog")
-def dialog(request: Request, connection_id: PathId, who: Viewer) -> Response:
-    families.require_admin(who, "connect a bank")
+def dialog(request: Request, connection_id: PathId, who: Admin) -> Response:
     core = _core(request)
     view = connect.get_connection(core, who, connection_id)
     return render(request, "dialog.html", _status_context(core, who, view), who=who)
@@ -711,7 +722,6 @@ def _status(
     action: Callable[[Core], ConnectionView],
 ) -> Response:
     """Run a dialog action and answer with the new status (a fragment for htmx)."""
-    families.require_admin(who, "connect a bank")
     core = _core(request)
     before = connect.get_connection(core, who, connection_id)
     error: SophsyncError | None = None
@@ -742,14 +752,14 @@ def _status(
 
 
 @router.post("/connections/{connection_id}/poll")
-def poll(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+def poll(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     return _status(
         request, who, connection_id, lambda core: connect.poll_connection(core, connection_id)
     )
 
 
 @router.post("/connections/{connection_id}/answer")
-def answer(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+def answer(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     kind = text(form, "kind")
     answers = [a.strip() for a in form.getlist("answer") if isinstance(a, str)]
     reply: str | list[str] | bool
@@ -769,14 +779,14 @@ def answer(request: Request, connection_id: PathId, form: Posted, who: Viewer) -
 
 
 @router.post("/connections/{connection_id}/check-again")
-def check_again(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+def check_again(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     return _status(
         request, who, connection_id, lambda core: connect.check_again(core, who, connection_id)
     )
 
 
 @router.post("/connections/{connection_id}/retry")
-def retry(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+def retry(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     return _status(
         request,
         who,
@@ -786,7 +796,7 @@ def retry(request: Request, connection_id: PathId, form: Posted, who: Viewer) ->
 
 
 @router.post("/connections/{connection_id}/login")
-def new_login(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+def new_login(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     return _status(
         request,
         who,
@@ -803,8 +813,7 @@ def new_login(request: Request, connection_id: PathId, form: Posted, who: Viewer
 
 
 @router.post("/connections/{connection_id}/sync")
-def sync_one(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
-    families.require_admin(who, "start a sync")
+def sync_one(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     view = connect.get_connection(_core(request), who, connection_id)
     queued = defer_sync(_queue(request), view.id, trigger="manual")
     flash(
@@ -817,7 +826,7 @@ def sync_one(request: Request, connection_id: PathId, form: Posted, who: Viewer)
 
 
 @router.post("/connections/{connection_id}/remove")
-def remove(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+def remove(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     core = _core(request)
     view = connect.get_connection(core, who, connection_id)
     connect.remove_connection(core, who, connection_id)
@@ -829,8 +838,7 @@ def remove(request: Request, connection_id: PathId, form: Posted, who: Viewer) -
 
 
 @router.get("/connections/{connection_id}/link")
-def link_page(request: Request, connection_id: PathId, who: Viewer) -> Response:
-    families.require_admin(who, "link accounts")
+def link_page(request: Request, connection_id: PathId, who: Admin) -> Response:
     return _link_form(request, who, connection_id)
 
 
@@ -862,39 +870,45 @@ def _link_form(
     )
 
 
+def _link_choice(
+    core: Core, form: FormData, source: link.ProviderAccountView
+) -> link.LinkChoice | None:
+    """One account's fieldset of the link form (``None`` when it is skipped)."""
+    prefix = f"a{source.id}-"
+    if form.get(prefix + "link") != "on":
+        return None
+    try:
+        start = optional_date(text(form, prefix + "start"), "sync start date")
+        link.start_date(core, start, None)
+    except BadInput as error:
+        raise BadInput(f"{source.name}: {error.message}", field=prefix + "start") from None
+    target = text(form, prefix + "target") or "new"
+    if target != "new":
+        account_id = optional_id(target, prefix + "target")
+        return link.LinkChoice(source.id, account_id=account_id, sync_start_date=start)
+    kind = text(form, prefix + "type")
+    return link.LinkChoice(
+        source.id,
+        name=text(form, prefix + "name") or None,
+        type=AccountType(kind) if kind in set(AccountType) else None,
+        subtype=text(form, prefix + "subtype"),
+        sync_start_date=start,
+    )
+
+
 @router.post("/connections/{connection_id}/link")
-def link_accounts(request: Request, connection_id: PathId, form: Posted, who: Viewer) -> Response:
+def link_accounts(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     core = _core(request)
-    families.require_admin(who, "link accounts")
+    connect.get_connection(core, who, connection_id)  # 404 for another family's
     sources = _unlinked(core, who, connection_id)
 
     def act() -> Response:
-        linked = 0
-        for source in sources:
-            prefix = f"a{source.id}-"
-            if form.get(prefix + "link") != "on":
-                continue
-            start = optional_date(text(form, prefix + "start"), f"{source.name}: sync start date")
-            target = text(form, prefix + "target") or "new"
-            if target == "new":
-                kind = text(form, prefix + "type")
-                link.link_new(
-                    core,
-                    who,
-                    source.id,
-                    name=text(form, prefix + "name") or None,
-                    type=AccountType(kind) if kind in set(AccountType) else None,
-                    subtype=text(form, prefix + "subtype"),
-                    sync_start_date=start,
-                )
-            else:
-                account_id = optional_id(target, f"{source.name}: link to")
-                assert account_id is not None
-                link.link_existing(core, who, source.id, account_id, sync_start_date=start)
-            linked += 1
-        if linked:
+        choices = [_link_choice(core, form, source) for source in sources]
+        chosen = [choice for choice in choices if choice is not None]
+        link.link_many(core, who, chosen)  # all or nothing
+        if chosen:
             defer_sync(_queue(request), connection_id, trigger="link")
-            flash(request, f"Linked {linked} account(s). The first sync is on its way.")
+            flash(request, f"Linked {len(chosen)} account(s). The first sync is on its way.")
         else:
             flash(request, "No account linked. You can link them later from this page.")
         return redirect("/")
@@ -957,7 +971,7 @@ def _settings_action(
 
 
 @router.post("/settings/credentials")
-def save_credentials(request: Request, form: Posted, who: Viewer) -> Response:
+def save_credentials(request: Request, form: Posted, who: Admin) -> Response:
     def act() -> str:
         status = credentials.save_credentials(
             _core(request),
@@ -972,7 +986,7 @@ def save_credentials(request: Request, form: Posted, who: Viewer) -> Response:
 
 
 @router.post("/settings/credentials/remove")
-def remove_credentials(request: Request, form: Posted, who: Viewer) -> Response:
+def remove_credentials(request: Request, form: Posted, who: Admin) -> Response:
     def act() -> str:
         credentials.remove_credentials(_core(request), who)
         return "The Sophtron credentials are removed. Syncs stop until you enter them again."
@@ -981,7 +995,7 @@ def remove_credentials(request: Request, form: Posted, who: Viewer) -> Response:
 
 
 @router.post("/settings/members")
-def add_member(request: Request, form: Posted, who: Viewer) -> Response:
+def add_member(request: Request, form: Posted, who: Admin) -> Response:
     def act() -> str:
         role = text(form, "role") or Role.MEMBER.value
         if role not in set(Role):
@@ -999,7 +1013,7 @@ def add_member(request: Request, form: Posted, who: Viewer) -> Response:
 
 
 @router.post("/settings/members/{user_id}/role")
-def set_role(request: Request, user_id: PathId, form: Posted, who: Viewer) -> Response:
+def set_role(request: Request, user_id: PathId, form: Posted, who: Admin) -> Response:
     def act() -> str:
         role = text(form, "role")
         if role not in set(Role):
