@@ -247,3 +247,20 @@ def test_access_key_is_stored_encrypted(
         connect.search_institutions(stranger, actor, "Sophtron Bank")
     # The rightful core still can.
     assert connect.search_institutions(core, actor, "Sophtron Bank")
+
+
+@pytest.mark.parametrize("user_id", ["tést-ïd", "a b", "id:with:colons", "x" * 101, "\U000d372c"])
+def test_a_user_id_that_cannot_travel_in_the_auth_header_is_refused(
+    core: Core, admin: Actor, user_id: str
+) -> None:
+    """Even with the saved Access Key to fall back on, a malformed User ID never reaches
+    Sophtron (it would not fit the FIApiAUTH header)."""
+    before = stored_row(core, admin.family_id)
+    with pytest.raises(BadInput) as refused:
+        credentials.save_credentials(core, admin, user_id)
+    assert refused.value.field == "user_id"
+    assert "Developer Profile" in refused.value.message
+    after = stored_row(core, admin.family_id)
+    assert after is not None
+    assert before is not None
+    assert after.user_id == before.user_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ class CredentialsStatus:
     base_url: str
     customer_id: str | None
     verified_at: dt.datetime | None
+
+
+#: What a Sophtron User ID may hold (a GUID; it travels in the FIApiAUTH header).
+USER_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 def unique_customer_id(family_id: int) -> str:
@@ -100,6 +105,13 @@ def save_credentials(
     if not user_id:
         raise BadInput(
             "Enter the Sophtron User ID (Developer Profile > Direct Auth)", field="user_id"
+        )
+    if not USER_ID.fullmatch(user_id):
+        raise BadInput(
+            "The Sophtron User ID is letters, digits and dashes (like "
+            "8d0d9991-5e35-4b82-afa4-e93695e5ca7d): copy it again from Developer Profile > "
+            "Direct Auth",
+            field="user_id",
         )
     if not access_key:
         raise BadInput(
