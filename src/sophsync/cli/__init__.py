@@ -33,8 +33,20 @@ from .serve import serve
     metavar="URL",
     help="sqlite:///PATH or postgresql://... [env SOPHSYNC_DATABASE_URL].",
 )
+@click.option(
+    "--family",
+    envvar="SOPHSYNC_FAMILY",
+    metavar="NAME",
+    help="The household to work on, when the database holds several [env SOPHSYNC_FAMILY].",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, data_dir: str | None, database_url: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    verbose: int,
+    data_dir: str | None,
+    database_url: str | None,
+    family: str | None,
+) -> None:
     """sophsync: self-hosted bank sync on the Sophtron aggregation API.
 
     Keeps an exact local copy of a household's balances and transactions. Run `sophsync demo`
@@ -44,6 +56,7 @@ def cli(ctx: click.Context, verbose: int, data_dir: str | None, database_url: st
     logging.basicConfig(
         level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s"
     )
+    ctx.meta["sophsync.family"] = family
     # Settings are built here, once: flags over environment over defaults.
     ctx.obj = Settings.from_env(
         data_dir=Path(data_dir).expanduser() if data_dir else None, database_url=database_url
@@ -56,6 +69,9 @@ cli.add_command(worker)
 cli.add_command(serve)
 cli.add_command(db)
 cli.add_command(secrets_group)
+# Bank commands (cli/bank.py) register here.
+# Money commands (cli/money.py) register here.
+# Setup commands (cli/setup.py) register here.
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,15 +11,8 @@ import click
 from ..core import secrets
 from ..core.app import Core
 from ..jobs import LocalQueue, Worker
-from ..settings import Settings
 from ..store import create_engine, current_revision, head_revision, upgrade
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    settings = ctx.find_object(Settings)
-    if settings is None:
-        settings = Settings.from_env()
-    return settings
+from .context import settings_of
 
 
 @click.group()

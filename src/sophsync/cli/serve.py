@@ -9,7 +9,7 @@ from ..core.app import Core
 from ..jobs import LocalQueue, Worker
 from ..sandbox import SandboxConfig, SandboxServer, new_credentials
 from ..web import create_app
-from .admin import settings_of
+from .context import settings_of
 
 
 @click.command(short_help="Run the web app and REST API.")
