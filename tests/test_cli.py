@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from sophsync.cli import cli
 from sophsync.sophtron import Client
@@ -41,10 +42,11 @@ def test_every_command_has_help_and_is_documented() -> None:
     docs = (ROOT / "docs" / "cli.md").read_text()
     commands = all_commands()
     assert {"sandbox", "demo"} <= set(commands)
+    runner = CliRunner()
     for name in commands:
-        result = run(*name.split(), "--help")
-        assert result.returncode == 0, result.stderr
-        assert f"Usage: sophsync {name}" in result.stdout
+        result = runner.invoke(cli, [*name.split(), "--help"], prog_name="sophsync")
+        assert result.exit_code == 0, result.output
+        assert f"Usage: sophsync {name}" in result.output
         command = cli.get_command(click.Context(cli), name.split()[0])
         assert command is not None
         assert (command.help or "").strip(), f"{name} has no help text"

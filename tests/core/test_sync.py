@@ -913,3 +913,19 @@ def test_linking_an_account_to_another_source_keeps_its_history(core: Core, admi
     assert min(row.date for row in by_source[second.id]) < TODAY - dt.timedelta(days=60)
     again = sync.sync_connection(core, view.id, poller=FAST)
     assert (again.added, again.removed) == (0, 0)
+
+
+def test_a_sync_reports_its_progress_account_by_account(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
+) -> None:
+    view = connect_and_link(core, admin, username="progress+accounts=3")
+    advance(engine_sandbox, clock, 1)  # the data is stale: the sync refreshes first
+    heard: list[tuple[str, int, int]] = []
+    run = sync.sync_connection(
+        core, view.id, poller=FAST, progress=lambda *event: heard.append(event)
+    )
+    assert run.status is RunStatus.SUCCEEDED
+    assert heard[0] == ("refreshing at the bank", 0, 0)
+    reading = [event for event in heard if event[0].startswith("reading ")]
+    assert [(done, total) for _, done, total in reading] == [(0, 3), (1, 3), (2, 3)]
+    assert heard[-1] == ("done", 3, 3)

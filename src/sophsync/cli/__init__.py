@@ -10,12 +10,15 @@ import click
 
 from .. import __version__
 from ..errors import SophsyncError
-from ..settings import Settings
+from ..settings import load as load_settings
 from ..sophtron.errors import SophtronError
 from .admin import db, secrets_group, worker
+from .bank import COMMANDS as BANK_COMMANDS
 from .demo import demo
+from .money import COMMANDS as MONEY_COMMANDS
 from .sandbox import sandbox
 from .serve import serve
+from .setup import init
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -37,7 +40,16 @@ from .serve import serve
     "--family",
     envvar="SOPHSYNC_FAMILY",
     metavar="NAME",
-    help="The household to work on, when the database holds several [env SOPHSYNC_FAMILY].",
+    help="The household to work on, when the database holds several "
+    "[env SOPHSYNC_FAMILY; else `family` in the config file].",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="SOPHSYNC_CONFIG",
+    metavar="PATH",
+    help="Config file (TOML) [env SOPHSYNC_CONFIG; default: config.toml in the data folder].",
 )
 @click.pass_context
 def cli(
@@ -46,6 +58,7 @@ def cli(
     data_dir: str | None,
     database_url: str | None,
     family: str | None,
+    config_path: str | None,
 ) -> None:
     """sophsync: self-hosted bank sync on the Sophtron aggregation API.
 
@@ -56,11 +69,20 @@ def cli(
     logging.basicConfig(
         level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s"
     )
-    ctx.meta["sophsync.family"] = family
-    # Settings are built here, once: flags over environment over defaults.
-    ctx.obj = Settings.from_env(
-        data_dir=Path(data_dir).expanduser() if data_dir else None, database_url=database_url
+    # Settings are built here, once: flags over environment over the config file over defaults.
+    loaded = load_settings(
+        {
+            "data_dir": Path(data_dir).expanduser() if data_dir else None,
+            "database_url": database_url,
+            "family": family,
+        },
+        config_path=Path(config_path) if config_path else None,
     )
+    for warning in loaded.warnings:
+        click.echo(warning, err=True)
+    ctx.meta["sophsync.family"] = loaded.family
+    ctx.meta["sophsync.config"] = loaded.config
+    ctx.obj = loaded.settings
 
 
 cli.add_command(sandbox)
@@ -69,9 +91,11 @@ cli.add_command(worker)
 cli.add_command(serve)
 cli.add_command(db)
 cli.add_command(secrets_group)
-# Bank commands (cli/bank.py) register here.
-# Money commands (cli/money.py) register here.
-# Setup commands (cli/setup.py) register here.
+for command in BANK_COMMANDS:
+    cli.add_command(command)
+for command in MONEY_COMMANDS:
+    cli.add_command(command)
+cli.add_command(init)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Commands that run the engine: ``worker``, ``db upgrade``, ``secrets rotate``."""
+"""Commands that run the engine: ``worker``, ``db upgrade``, ``db copy``, ``secrets rotate``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import click
 from ..core import secrets
 from ..core.app import Core
 from ..jobs import LocalQueue, Worker
-from ..store import create_engine, current_revision, head_revision, upgrade
-from .context import settings_of
+from ..store import create_engine, head_revision, upgrade_url
+from ..store.copy import copy_database
+from .context import EXIT_FAILED, emit, json_option, print_table, settings_of
 
 
 @click.group()
@@ -25,19 +26,82 @@ def db() -> None:
 def db_upgrade(ctx: click.Context) -> None:
     """Bring the database schema to the newest version (needed at scale; automatic embedded)."""
     settings = settings_of(ctx)
-    engine = create_engine(settings.url)
-    try:
-        before = current_revision(engine)
-        upgrade(engine)
-        after = current_revision(engine)
-    finally:
-        engine.dispose()
+    before, after = upgrade_url(settings.url)
     if before == after:
         click.echo(f"The schema is up to date (revision {after}).")
     else:
         click.echo(
             f"Upgraded the schema from {before or 'empty'} to {after} (newest: {head_revision()})."
         )
+
+
+@db.command("copy")
+@click.option(
+    "--to",
+    "target_url",
+    required=True,
+    metavar="URL",
+    help="The empty database to copy into (postgresql://user@host/db).",
+)
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Rows inserted at a time.",
+)
+@json_option
+@click.pass_context
+def db_copy(ctx: click.Context, target_url: str, batch_size: int, as_json: bool) -> None:
+    """Copy this install's database (the embedded SQLite one) into an empty PostgreSQL.
+
+    Brings the target schema to the newest version, refuses a target that holds data, copies
+    every table, then checks the row counts and money sums on both sides (exit 1 if any
+    differ). Keep the same key file (or SOPHSYNC_SECRET_KEY): stored secrets are copied
+    encrypted. The local job queue is not copied.
+    """
+    settings = settings_of(ctx)
+    source = create_engine(settings.url)
+    target = create_engine(target_url)
+    try:
+        report = copy_database(source, target, batch_size=batch_size)
+    finally:
+        source.dispose()
+        target.dispose()
+
+    def show() -> None:
+        print_table(
+            "Rows",
+            ["table", "source", "target", ""],
+            [
+                (
+                    t.table,
+                    t.source,
+                    t.target if t.copied else "-",
+                    ("ok" if t.equal else "DIFFERENT") if t.copied else "not copied",
+                )
+                for t in report.tables
+            ],
+            right=["source", "target"],
+        )
+        print_table(
+            "Money (minor units)",
+            ["sum", "source", "target", ""],
+            [(m.what, m.source, m.target, "ok" if m.equal else "DIFFERENT") for m in report.money],
+            right=["source", "target"],
+            empty="No money stored yet.",
+        )
+        if report.ok:
+            click.echo(
+                "Copied and verified. Now point SOPHSYNC_DATABASE_URL (or database_url in the "
+                "config file) at the new database and keep the same key file."
+            )
+        else:
+            click.echo("The copy differs from the source: do not switch to it.", err=True)
+
+    emit(as_json, {"ok": report.ok, "tables": report.tables, "money": report.money}, show)
+    if not report.ok:
+        raise SystemExit(EXIT_FAILED)
 
 
 @click.group("secrets")

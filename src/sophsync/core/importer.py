@@ -55,6 +55,22 @@ def to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-exponent(currency))
 
 
+#: Currency symbols shown before an amount; other currencies show their code after it.
+_SYMBOLS = {"USD": "$", "CAD": "CA$", "EUR": "€", "GBP": "£"}
+
+
+def format_money(minor: int | None, currency: str) -> str:
+    """``-$1,234.56``: exact (Decimal), with the currency's own number of decimals."""
+    if minor is None:
+        return "—"
+    value = to_decimal(minor, currency)
+    places = exponent(currency)
+    digits = f"{abs(value):,.{places}f}"
+    symbol = _SYMBOLS.get(currency)
+    text = f"{symbol}{digits}" if symbol else f"{digits} {currency}"
+    return f"-{text}" if value < 0 else text
+
+
 _NOISE = re.compile(r"[^a-z0-9]+")
 
 

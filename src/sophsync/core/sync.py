@@ -123,6 +123,14 @@ def release_lock(core: Core, connection_id: int, owner: str) -> None:
         )
 
 
+#: Told how a sync goes: what it does now, accounts read so far, accounts to read.
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def _quiet(step: str, done: int, total: int) -> None:
+    """The default progress callback: says nothing."""
+
+
 def sync_connection(
     core: Core,
     connection_id: int,
@@ -131,8 +139,10 @@ def sync_connection(
     backfill_from: dt.date | None = None,
     poller: Poller | None = None,
     owner: str | None = None,
+    progress: ProgressCallback = _quiet,
 ) -> SyncRunView:
-    """Sync one connection now. Raises :class:`Retryable` when another sync holds its lock."""
+    """Sync one connection now. Raises :class:`Retryable` when another sync holds its lock.
+    ``progress`` hears of each step (the refresh, then each account read)."""
     owner = owner or f"sync-{uuid.uuid4()}"
     with core.session() as session:
         connection = session.get(Connection, connection_id)
@@ -147,7 +157,7 @@ def sync_connection(
         )
     try:
         return _sync_locked(
-            core, connection_id, family_id, trigger, backfill_from, poller or Poller()
+            core, connection_id, family_id, trigger, backfill_from, poller or Poller(), progress
         )
     finally:
         release_lock(core, connection_id, owner)
@@ -193,6 +203,7 @@ def _sync_locked(
     trigger: str,
     backfill_from: dt.date | None,
     poller: Poller,
+    progress: ProgressCallback,
 ) -> SyncRunView:
     run_id = _start_run(core, family_id, connection_id, trigger)
     meter = RequestMeter(core, family_id)
@@ -204,6 +215,7 @@ def _sync_locked(
             _check_syncable(connection)
         with family_client(core, family_id, meter.count) as client:
             try:
+                progress("refreshing at the bank", 0, 0)
                 if not _refresh(core, client, connection_id, run_id, poller):
                     return _finish(
                         core,
@@ -216,7 +228,7 @@ def _sync_locked(
                             code="requires_update",
                         ),
                     )
-                counts = _read(core, client, connection_id, run_id, backfill_from, meter)
+                counts = _read(core, client, connection_id, run_id, backfill_from, meter, progress)
             except SophtronError as error:
                 raise sophtron_error(error) from None
         with core.session() as session:
@@ -338,6 +350,7 @@ def _read(
     run_id: int,
     backfill_from: dt.date | None,
     meter: RequestMeter,
+    progress: ProgressCallback,
 ) -> ImportCounts:
     with core.session() as session:
         connection = load(session, Connection, connection_id)
@@ -358,10 +371,11 @@ def _read(
             if row.account is not None:
                 _update_balance(core, session, row.account, row)
     first_day, last_day = None, None
-    for provider_account_id, account_id in linked:
+    for done, (provider_account_id, account_id) in enumerate(linked):
         with core.session() as session:
             account = load(session, Account, account_id)
             start, end = window(core, account, backfill_from)
+            progress(f"reading {account.name}", done, len(linked))
         transactions = client.get_transactions_by_transaction_date(provider_account_id, start, end)
         with core.session() as session:
             account = load(session, Account, account_id)
@@ -378,6 +392,7 @@ def _read(
             meter.flush(session)
         first_day = start if first_day is None else min(first_day, start)
         last_day = end if last_day is None else max(last_day, end)
+    progress("done", len(linked), len(linked))
     with core.session() as session:
         run = load(session, SyncRun, run_id)
         run.window_start, run.window_end = first_day, last_day

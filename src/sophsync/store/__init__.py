@@ -1,6 +1,13 @@
 """Storage: SQLAlchemy models, engines and migrations, and the secret vault."""
 
-from .engine import create_engine, current_revision, head_revision, session_factory, upgrade
+from .engine import (
+    create_engine,
+    current_revision,
+    head_revision,
+    session_factory,
+    upgrade,
+    upgrade_url,
+)
 from .vault import Vault
 
 __all__ = [
@@ -10,4 +17,5 @@ __all__ = [
     "head_revision",
     "session_factory",
     "upgrade",
+    "upgrade_url",
 ]

@@ -90,3 +90,14 @@ def upgrade(engine: Engine) -> None:
             command.upgrade(_alembic_config(engine), "head")
         return
     command.upgrade(_alembic_config(engine), "head")
+
+
+def upgrade_url(url: str) -> tuple[str | None, str | None]:
+    """Upgrade the database at ``url``; returns its revision before and after."""
+    engine = create_engine(url)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        return before, current_revision(engine)
+    finally:
+        engine.dispose()

@@ -32,7 +32,7 @@ from ..core import accounts, connect, credentials, families, link, quota, sync, 
 from ..core.app import Core
 from ..core.connect import ConnectionView
 from ..core.families import Actor
-from ..core.importer import exponent, to_decimal
+from ..core.importer import format_money
 from ..errors import BadInput, NotFound, SophsyncError
 from ..jobs import Queue, defer_sync
 from ..store.models import AccountType, ConnectionStatus, Role, RunStatus
@@ -43,8 +43,6 @@ STATIC = Path(__file__).parent / "static"
 PAGE_SIZE = 50
 #: How long the connect dialog waits between two reads of the bank's progress.
 POLL_MILLISECONDS = 1500
-
-_SYMBOLS = {"USD": "$", "CAD": "CA$", "EUR": "€", "GBP": "£"}
 
 
 class LoginRequired(SophsyncError):
@@ -58,18 +56,6 @@ class BadCsrf(SophsyncError):
 
 
 # --- formatting -----------------------------------------------------------------------------
-
-
-def format_money(minor: int | None, currency: str) -> str:
-    """``-$1,234.56``: exact (Decimal), with the currency's own number of decimals."""
-    if minor is None:
-        return "—"
-    value = to_decimal(minor, currency)
-    places = exponent(currency)
-    digits = f"{abs(value):,.{places}f}"
-    symbol = _SYMBOLS.get(currency)
-    text = f"{symbol}{digits}" if symbol else f"{digits} {currency}"
-    return f"-{text}" if value < 0 else text
 
 
 def format_when(moment: dt.datetime | None) -> str:
