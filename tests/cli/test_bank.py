@@ -28,6 +28,7 @@ from tests.core.conftest import (  # noqa: F401 - postgres_url is a fixture used
     advance,
     connect_and_link,
     connect_bank,
+    emptied,
     postgres_url,
 )
 
@@ -113,18 +114,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def _database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'data' / 'sophsync.db'}"
-    import sqlalchemy as sa
-
-    from sophsync.store import create_engine
-    from sophsync.store.models import Base
-
-    url: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-    return url
+    return emptied(request.getfixturevalue("postgres_url"))
 
 
 def _home(tmp_path: Path, url: str, sandbox: SandboxServer, with_credentials: bool) -> Home:

@@ -85,12 +85,17 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         yield f"sqlite:///{tmp_path / 'sophsync.db'}"
         return
     url: str = request.getfixturevalue("postgres_url")
+    yield emptied(url)
+
+
+def emptied(url: str) -> str:
+    """The PostgreSQL database at ``url``, every sophsync table emptied and its ids reset."""
     engine = create_engine(url)
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     with engine.begin() as connection:
         connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    yield url
+    return url
 
 
 @pytest.fixture
