@@ -1137,17 +1137,28 @@ def test_a_refused_link_form_links_nothing(web: WebServer, browser: Callable[...
 # --- transactions, totals, balance history --------------------------------------------------------
 
 
-def test_transactions_page_filters_match_the_core(
-    web: WebServer, browser: Callable[..., Browser]
-) -> None:
+def logged_in_with_history(
+    web: WebServer, browser: Callable[..., Browser], username: str
+) -> tuple[Actor, dict[int, str], list[accounts.TransactionView], Browser]:
+    """An admin whose synced login holds over 100 transactions, logged in: the admin, account
+    names by id, every transaction (newest first) and the browser."""
     admin = new_admin(web)
-    synced(web, admin, "filtering+accounts=2+years=0.3")
-    core = web.core
-    names = {a.id: a.name for a in accounts.list_accounts(core, admin)}
-    everything = accounts.list_transactions(core, admin, limit=1000)
+    synced(web, admin, username)
+    names = {a.id: a.name for a in accounts.list_accounts(web.core, admin)}
+    everything = accounts.list_transactions(web.core, admin, limit=1000)
     assert len(everything) > 100
     person = browser()
     person.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    return admin, names, everything, person
+
+
+def test_transactions_page_filters_match_the_core(
+    web: WebServer, browser: Callable[..., Browser]
+) -> None:
+    admin, names, everything, person = logged_in_with_history(
+        web, browser, "filtering+accounts=2+years=0.3"
+    )
+    core = web.core
 
     def check(params: dict[str, str], **wanted: Any) -> list[accounts.TransactionView]:
         page = person.get("/transactions", params)
@@ -1236,14 +1247,10 @@ def test_transactions_page_filters_match_the_core(
 def test_transactions_pages_and_the_htmx_fragment(
     web: WebServer, browser: Callable[..., Browser]
 ) -> None:
-    admin = new_admin(web)
-    synced(web, admin, "paging+accounts=2+years=0.5+daily=2")
+    admin, names, everything, person = logged_in_with_history(
+        web, browser, "paging+accounts=2+years=0.5+daily=2"
+    )
     core = web.core
-    names = {a.id: a.name for a in accounts.list_accounts(core, admin)}
-    everything = accounts.list_transactions(core, admin, limit=1000)
-    assert len(everything) > 100
-    person = browser()
-    person.login(ADMIN_EMAIL, ADMIN_PASSWORD)
 
     def walk(path: str, params: dict[str, str], rows: list[accounts.TransactionView]) -> int:
         """Follow the Older links from the first page: the pages are ``rows``, 50 at a time."""
