@@ -15,10 +15,13 @@ from ..sophtron.errors import SophtronError
 from .admin import db, secrets_group, worker
 from .bank import COMMANDS as BANK_COMMANDS
 from .demo import demo
+from .export import export
 from .money import COMMANDS as MONEY_COMMANDS
+from .push import push
 from .sandbox import sandbox
 from .serve import serve
 from .setup import init
+from .simplefin import simplefin
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -96,6 +99,9 @@ for command in BANK_COMMANDS:
 for command in MONEY_COMMANDS:
     cli.add_command(command)
 cli.add_command(init)
+cli.add_command(export)
+cli.add_command(push)
+cli.add_command(simplefin)
 
 
 def main(argv: list[str] | None = None) -> None:

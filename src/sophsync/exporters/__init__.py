@@ -1,0 +1,1 @@
+"""Outputs: files, pushes to Firefly III and Actual Budget. They read the local store only."""
