@@ -7,6 +7,7 @@ folder and the database anyway. With several households in one database, ``--fam
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,64 @@ EXIT_NEEDS_YOU = 3
 EXIT_TRY_LATER = 4
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def parse_date(value: str | None, flag: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        message = f"{flag} must be a date like 2026-01-31, not {value!r}"
+        raise BadInput(message, field=flag) from None
+
+
+def _account_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[int]:
+    ids: list[int] = []
+    for value in values:
+        text = value.strip().removeprefix("sophsync-account-")
+        if not text.isdigit():
+            message = (
+                f"--account must be an account id like 3 (see `sophsync accounts list`), "
+                f"not {value!r}"
+            )
+            raise BadInput(message, field="account")
+        ids.append(int(text))
+    return ids
+
+
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--account``, ``--from`` and ``--to``, as every output (export, push) takes them: the
+    command receives ``account_ids`` (a list, empty for all) and the dates ``start`` and
+    ``end`` (inclusive, or None)."""
+    for option in reversed(
+        (
+            click.option(
+                "--account",
+                "account_ids",
+                multiple=True,
+                metavar="ID",
+                callback=_account_ids,
+                help="Only this account (repeat for several; ids from `sophsync accounts list`).",
+            ),
+            click.option(
+                "--from",
+                "start",
+                metavar="DATE",
+                callback=lambda ctx, param, value: parse_date(value, "--from"),
+                help="Only transactions dated on or after this day (YYYY-MM-DD).",
+            ),
+            click.option(
+                "--to",
+                "end",
+                metavar="DATE",
+                callback=lambda ctx, param, value: parse_date(value, "--to"),
+                help="Only transactions dated on or before this day (YYYY-MM-DD).",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
 
 
 def settings_of(ctx: click.Context) -> Settings:

@@ -38,6 +38,7 @@ from .context import (
     acting,
     emit,
     json_option,
+    parse_date,
     plain,
     print_table,
 )
@@ -56,16 +57,6 @@ NEEDS_YOU_CODES = frozenset(
 
 
 # --- parsing --------------------------------------------------------------------------------
-
-
-def parse_date(value: str | None, flag: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value.strip())
-    except ValueError:
-        message = f"{flag} must be a date like 2026-01-31, not {value!r}"
-        raise BadInput(message, field=flag) from None
 
 
 def parse_amount(value: str | None, flag: str) -> Decimal | None:

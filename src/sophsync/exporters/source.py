@@ -21,7 +21,7 @@ from sqlalchemy.orm import selectinload
 from ..core.app import Core
 from ..core.families import Actor
 from ..core.importer import to_decimal
-from ..errors import BadInput, NotFound
+from ..errors import BadInput
 from ..store.models import Account, AccountType, ProviderAccount, Transaction, TxnStatus
 
 #: Prefix of every stable id, so that a downstream tool holding ids from several sources can
@@ -165,9 +165,10 @@ def select_outputs(
     pending: bool = True,
 ) -> Selection:
     """The household's accounts (all, or those named) and their transactions dated within
-    [start, end], oldest first. ``pending=False`` leaves pending transactions out."""
+    [start, end], oldest first. ``pending=False`` leaves pending transactions out. An account
+    id that is not the household's is :class:`BadInput` naming ``account``."""
     if start is not None and end is not None and start > end:
-        raise BadInput("The start date must not be after the end date", field="from")
+        raise BadInput("--from must not be after --to", field="from")
     with core.session() as session:
         query = (
             select(Account)
@@ -184,8 +185,10 @@ def select_outputs(
         if account_ids:
             missing = sorted(set(account_ids) - {row.id for row in accounts})
             if missing:
-                raise NotFound(
-                    f"No account has id {missing[0]}; `sophsync accounts list` shows them",
+                raise BadInput(
+                    f"--account: no account has id {missing[0]}; `sophsync accounts list` "
+                    "shows them",
+                    field="account",
                     code="account_not_found",
                 )
         txn_query = select(Transaction).where(
