@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -27,13 +27,11 @@ from tests.core.conftest import (  # noqa: F401 - fixtures shared with the core 
 )
 
 
-class WebServer:
-    """The web app served by uvicorn on a free port, in a thread."""
+class AppServer:
+    """An ASGI app served by uvicorn on a free port of 127.0.0.1, in a thread."""
 
-    def __init__(self, core: Core) -> None:
-        self.core = core
-        self.queue = LocalQueue(core)
-        self.app = create_app(core, queue=self.queue)
+    def __init__(self, app: Any) -> None:
+        self.app = app
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
@@ -43,11 +41,11 @@ class WebServer:
             target=lambda: asyncio.run(self._server.serve(sockets=[self._socket])), daemon=True
         )
 
-    def start(self) -> WebServer:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
-            assert time.monotonic() < deadline, "the web app did not start"
+            assert time.monotonic() < deadline, "the app did not start"
             time.sleep(0.01)
         return self
 
@@ -55,6 +53,15 @@ class WebServer:
         self._server.should_exit = True
         self._thread.join(10)
         self._socket.close()
+
+
+class WebServer(AppServer):
+    """The web app over a core, with its local job queue."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.queue = LocalQueue(core)
+        super().__init__(create_app(core, queue=self.queue))
 
     def client(self, **kwargs: Any) -> httpx.Client:
         """A client as a browser on the same site would be (cookies kept)."""
