@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -56,6 +57,9 @@ class Settings:
     job_backend: str = "auto"
     #: A job whose worker has not beaten for this long is taken as dead and run again.
     job_stall_seconds: float = 60.0
+    #: The address clients reach this server at (``https://money.example.com``): the SimpleFIN
+    #: bridge builds its claim and access URLs on it. Unset: the address a request came to.
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.history_days <= MAX_HISTORY_DAYS:
@@ -78,6 +82,8 @@ class Settings:
                 "(SOPHSYNC_DATABASE_URL=postgresql://...)",
                 field="job_backend",
             )
+        if self.public_url is not None:
+            object.__setattr__(self, "public_url", check_public_url(self.public_url))
 
     @property
     def jobs(self) -> str:
@@ -124,6 +130,31 @@ class Settings:
         return load(flags, environ, config_path).settings
 
 
+def check_public_url(
+    value: str, name: str = "SOPHSYNC_PUBLIC_URL", field: str = "public_url"
+) -> str:
+    """An ``http(s)://host[:port][/path]`` address without a trailing slash, or :class:`BadInput`
+    naming ``field``: clients are told URLs built on it, so it must be one they can reach."""
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+    ):
+        raise BadInput(
+            f"{name} must be an address like https://money.example.com, not {value!r}",
+            field=field,
+        )
+    return url
+
+
 def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     """The settings the environment gives, converted and checked."""
     values: dict[str, Any] = {}
@@ -136,6 +167,7 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
         ("sophtron_access_key", "SOPHTRON_ACCESS_KEY"),
         ("sophtron_base_url", "SOPHTRON_BASE_URL"),
         ("job_backend", "SOPHSYNC_JOB_BACKEND"),
+        ("public_url", "SOPHSYNC_PUBLIC_URL"),
     ):
         if env.get(variable):
             values[name] = env[variable]
@@ -185,6 +217,7 @@ _TOP_KEYS: dict[str, tuple[str, str]] = {
     "job_stall_seconds": ("job_stall_seconds", "seconds"),
     "connect_timeout_seconds": ("connect_timeout_seconds", "seconds"),
     "lock_seconds": ("lock_seconds", "seconds"),
+    "public_url": ("public_url", "text"),
     "family": ("family", "text"),
 }
 #: Keys of the ``[sophtron]`` table.

@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
+from sophsync.bridges import simplefin
 from sophsync.core import accounts, connect, credentials, families, link, quota, sync, tokens
 from sophsync.core.app import Core
 from sophsync.core.connect import ConnectionView
@@ -78,6 +79,8 @@ PAGE_POSTS = {
     "/settings/members/{user_id}/role",
     "/settings/tokens",
     "/settings/tokens/{token_id}/revoke",
+    "/settings/simplefin",
+    "/settings/simplefin/{access_id}/revoke",
 }
 #: The connect dialog's endpoints (they answer htmx with the status fragment).
 DIALOG_POSTS = ("poll", "answer", "check-again", "retry", "login")
@@ -93,6 +96,8 @@ ADMIN_CONTROLS = {
     "POST /settings/credentials/remove",
     "POST /settings/members",
     "POST /settings/members/{id}/role",
+    "POST /settings/simplefin",
+    "POST /settings/simplefin/{id}/revoke",
     "GET /connect",
     "GET /connections/{id}/dialog",
     "GET /connections/{id}/link",
@@ -577,6 +582,7 @@ def family_with_everything(web: WebServer) -> dict[str, Any]:
     )
     member = families.add_user(web.core, admin, MEMBER_EMAIL, MEMBER_PASSWORD, Role.MEMBER)
     token, _ = tokens.create_token(web.core, admin, "admin's laptop")
+    bridge = simplefin.create_setup_token(web.core, admin, web.url, "budget app")
     return {
         "admin": admin,
         "member": member,
@@ -586,6 +592,7 @@ def family_with_everything(web: WebServer) -> dict[str, Any]:
         "unlinked": unlinked,
         "free": free,
         "token": token.id,
+        "simplefin": bridge.access.id,
         "nomfa": institution_id(web.core, admin, NOMFA),
     }
 
@@ -654,6 +661,12 @@ def page_posts(ids: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         (
             "/settings/tokens/{token_id}/revoke",
             f"/settings/tokens/{ids['token']}/revoke",
+            {},
+        ),
+        ("/settings/simplefin", "/settings/simplefin", {"label": "x"}),
+        (
+            "/settings/simplefin/{access_id}/revoke",
+            f"/settings/simplefin/{ids['simplefin']}/revoke",
             {},
         ),
     ]
@@ -891,6 +904,7 @@ def test_another_familys_ids_answer_404(web: WebServer, browser: Callable[..., B
             "/settings/credentials/remove",
             "/settings/members",
             "/settings/tokens",
+            "/settings/simplefin",
             "/connections/{connection_id}/link",  # see the test below
         }:
             continue

@@ -396,3 +396,32 @@ class Schedule(Base):
     name: Mapped[str] = mapped_column(String(100))
     period: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SimplefinAccess(Base):
+    """A SimpleFIN setup token and, once a client claims it, the access it became.
+
+    One row from the first to the last step, so that one id names it in every list: created
+    (``token_hash``, until ``expires_at``), claimed (``username`` and ``secret_hash``), revoked.
+    Only hashes of the token and of the access secret are stored; both are shown once.
+    """
+
+    __tablename__ = "simplefin_access"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("family.id", ondelete="CASCADE"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    label: Mapped[str] = mapped_column(String(100))
+    #: Where the claim and access URLs point (the public URL when the token was made).
+    base_url: Mapped[str] = mapped_column(String(500))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The access URL's user name (random, not secret) and a hash of its password.
+    username: Mapped[str | None] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

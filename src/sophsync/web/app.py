@@ -40,6 +40,7 @@ from ..store import current_revision, head_revision
 from ..store.models import RunStatus, SyncRun
 from . import pages
 from . import schemas as s
+from . import simplefin as simplefin_routes
 from .origin import same_site
 from .schemas import PathId
 
@@ -119,7 +120,9 @@ def _api_names(**names: str) -> Iterator[None]:
 def _is_page(request: Request) -> bool:
     """True for the HTML pages (not the API, health checks or static files)."""
     path = request.url.path
-    return not path.startswith(("/api/", "/static/", "/healthz", "/readyz", "/metrics", "/docs"))
+    return not path.startswith(
+        ("/api/", "/static/", "/healthz", "/readyz", "/metrics", "/docs", "/simplefin/")
+    )
 
 
 def actor(request: Request) -> Actor:
@@ -211,8 +214,10 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     ) -> Response:
         unsafe = request.method not in {"GET", "HEAD", "OPTIONS"}
         bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
+        # SimpleFIN clients send no cookie: their claim is authorised by the token it carries.
+        bridge = request.url.path.startswith("/simplefin/")
         # Pages check the same site themselves, with their CSRF token, and answer in HTML.
-        if unsafe and not bearer and not _is_page(request) and not same_site(request):
+        if unsafe and not (bearer or bridge) and not _is_page(request) and not same_site(request):
             return _error(403, "cross_site", "Cross-site requests are refused.")
         return await call_next(request)
 
@@ -600,4 +605,5 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(pages.router)
+    app.include_router(simplefin_routes.router)
     return app

@@ -28,6 +28,7 @@ from starlette.datastructures import FormData
 from starlette.templating import Jinja2Templates
 
 from .. import __version__
+from ..bridges import simplefin
 from ..core import accounts, connect, credentials, families, link, quota, sync, tokens
 from ..core.app import Core
 from ..core.connect import ConnectionView
@@ -917,6 +918,7 @@ def _settings(
     error: SophsyncError | None = None,
     section: str = "",
     new_token: str | None = None,
+    new_setup_token: str | None = None,
     form: Mapping[str, Any] | None = None,
 ) -> Response:
     core = _core(request)
@@ -933,6 +935,8 @@ def _settings(
             "members": members,
             "tokens": tokens.list_tokens(core, who),
             "new_token": new_token,
+            "simplefin": simplefin.list_accesses(core, who),
+            "new_setup_token": new_setup_token,
             "error": error,
             "section": section,
             "form": form or {},
@@ -1026,3 +1030,27 @@ def revoke_token(request: Request, token_id: PathId, form: Posted, who: Viewer) 
         return "The token is revoked."
 
     return _settings_action(request, who, "tokens", form, act)
+
+
+# --- SimpleFIN bridge -------------------------------------------------------------------------
+
+
+@router.post("/settings/simplefin")
+def create_setup_token(request: Request, form: Posted, who: Admin) -> Response:
+    """A SimpleFIN setup token, shown once on the page that answers (never redirected to)."""
+    core = _core(request)
+    public = core.settings.public_url or str(request.base_url).rstrip("/")
+    try:
+        made = simplefin.create_setup_token(core, who, public, text(form, "label"))
+    except BadInput as error:
+        return _settings(request, who, error=error, section="simplefin", form=dict(form.items()))
+    return _settings(request, who, section="simplefin", new_setup_token=made.token)
+
+
+@router.post("/settings/simplefin/{access_id}/revoke")
+def revoke_simplefin(request: Request, access_id: PathId, form: Posted, who: Admin) -> Response:
+    def act() -> str:
+        view = simplefin.revoke(_core(request), who, access_id)
+        return f"The SimpleFIN access {view.label!r} is revoked: it reads nothing more."
+
+    return _settings_action(request, who, "simplefin", form, act)

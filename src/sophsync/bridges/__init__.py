@@ -1,0 +1,1 @@
+"""Bridges: other tools' protocols, served from the local store (never from Sophtron)."""
