@@ -181,6 +181,9 @@ def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     assert re.search(r"6 accounts, \d+ transactions, \d+ Sophtron requests", out)
     assert "equals the sandbox's truth" in out
     assert (tmp_path / "data" / "sophsync.db").exists()
+    assert "exported again: the same bytes" in out
+    for name in ("csv", "ofx", "qif", "beancount", "journal"):
+        assert (tmp_path / "exports" / f"household.{name}").stat().st_size > 1000
 
 
 def test_serve_with_the_sandbox_runs_the_web_app(unused_port: int, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from .core import connect, credentials, families, link, quota
 from .core.app import Core
 from .core.importer import to_decimal
+from .exporters import files
 from .jobs import LocalQueue, Worker, defer_sync
 from .sandbox import SandboxConfig, SandboxServer, new_credentials
 from .settings import Settings
@@ -51,6 +52,9 @@ class DemoResult:
     runs: list[tuple[int, int, int, int, int]] = field(default_factory=list)
     requests: int = 0
     matches_truth: bool = False
+    #: The export files written, and whether writing them again gave the same bytes.
+    exports: list[Path] = field(default_factory=list)
+    exports_identical: bool = False
 
 
 def _answer_for(prompt: Prompt, output: Path, console: Console) -> str | list[str] | bool:
@@ -172,6 +176,30 @@ def truth_copy(logins: Sequence[dict[str, Any]]) -> dict[str, set[tuple[str, int
     }
 
 
+#: File name of each export format in the demo's output folder.
+_EXPORT_NAMES = {
+    "csv": "household.csv",
+    "ofx": "household.ofx",
+    "qif": "household.qif",
+    "beancount": "household.beancount",
+    "ledger": "household.journal",
+}
+
+
+def _export_all(core: Core, admin: families.Actor, folder: Path) -> tuple[list[Path], bool]:
+    """Every file format, written twice: the second time must give the same bytes."""
+    written: list[Path] = []
+    identical = True
+    for fmt, name in _EXPORT_NAMES.items():
+        path = folder / name
+        files.write_file(files.prepare(core, admin), fmt, path)
+        first = path.read_bytes()
+        files.write_file(files.prepare(core, admin), fmt, path)
+        identical = identical and path.read_bytes() == first
+        written.append(path)
+    return written, identical
+
+
 def run_demo(
     console: Console,
     *,
@@ -255,6 +283,15 @@ def run_demo(
             console.print(table)
             runs, result.runs = _runs_table(core)
             console.print(runs)
+
+            console.rule("Outputs, from the local copy only")
+            exports = output / "exports"
+            exports.mkdir(exist_ok=True)
+            result.exports, result.exports_identical = _export_all(core, admin, exports)
+            console.print(
+                f"Wrote {', '.join(path.name for path in result.exports)} to {exports}; "
+                f"exported again: {'the same bytes' if result.exports_identical else 'DIFFERENT'}."
+            )
 
             truth = httpx.get(f"{server.root}/_sandbox/truth").json()
             result.matches_truth = local_copy(core) == truth_copy(truth["Logins"])
