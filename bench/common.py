@@ -1,0 +1,81 @@
+"""What the benchmarks share: the sandbox's credentials and date, timing and percentiles, a
+connect flow, and an ASGI app served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+from sophsync.sophtron import Client, JobState
+
+#: ``record(name, value, unit, detail)``: one row of the results table and of results.json.
+Record = Callable[[str, float, str, str], None]
+
+USER_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+ACCESS_KEY = "c2FuZGJveC1zZWNyZXQta2V5LTAxMjM0NTY3ODlhYmM="
+TODAY = dt.date(2026, 11, 21)
+ANSWERS: dict[str, Any] = {
+    "captcha": "K7QX2",
+    "security_questions": ["blue"],
+    "token_method": "0",
+    "token_input": "123456",
+    "phone_confirmation": True,
+}
+
+
+def per_second(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def timed(function: Callable[[], Any], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def connect(client: Client, institution_id: str, username: str) -> str:
+    tracker = client.create_user_institution(institution_id, username, "pw")
+    status = client.wait_for_job(tracker.job_id)
+    while status.state is JobState.NEEDS_INPUT and status.prompt is not None:
+        answer = ANSWERS[status.prompt.kind]
+        if status.prompt.kind == "security_questions":
+            answer = ["blue"] * len(status.prompt.questions)  # type: ignore[union-attr]
+        client.answer_prompt(tracker.job_id, status.prompt, answer)
+        status = client.wait_for_job(tracker.job_id)
+    assert tracker.login_id is not None
+    return tracker.login_id
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a free port of 127.0.0.1, in a thread."""
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that say so.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()
