@@ -934,9 +934,11 @@ def test_model_currency_properties() -> None:
     assert Transaction.model_validate({"TransactionID": "t", "Currency": None}).currency == "USD"
     assert Account.model_validate({"AccountID": "a", "BalanceCurrency": "C$"}).currency == "CAD"
     assert Account.model_validate({"AccountID": "a", "BalanceCurrency": "US$"}).currency == "USD"
-    odd = Transaction.model_validate({"TransactionID": "t", "Currency": "XX$"})
-    with pytest.raises(ValueError, match="currency"):
-        _ = odd.currency
+    # A currency that names no money is refused when the reply is read, not later.
+    with pytest.raises(ValidationError, match="unknown currency 'XX\\$'"):
+        Transaction.model_validate({"TransactionID": "t", "Currency": "XX$"})
+    with pytest.raises(ValidationError, match="unknown currency 'dollars'"):
+        Account.model_validate({"AccountID": "a", "BalanceCurrency": "dollars"})
 
 
 # --- tolerance: dates ----------------------------------------------------------------------------

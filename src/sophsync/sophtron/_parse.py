@@ -49,6 +49,14 @@ def currency_code(value: object) -> str:
     raise ValueError(f"unknown currency {text!r}")
 
 
+def parse_currency(value: object) -> str | None:
+    """A currency field as Sophtron sent it, refused (``ValueError``, so the reply is malformed)
+    when it names no currency we can tell: guessing one would put amounts in the wrong money."""
+    text = parse_text(value)
+    currency_code(text)
+    return text
+
+
 def parse_money(value: object) -> Decimal | None:
     """A decimal amount from a JSON number or a string: ``"-12.34"``, ``"$1,250.35"``, ``"(5)"``."""
     if value is None:

@@ -44,6 +44,8 @@ Timestamp = Annotated[dt.datetime | None, BeforeValidator(_parse.parse_datetime)
 StrList = Annotated[list[str], BeforeValidator(_parse.parse_string_list)]
 Text = Annotated[str | None, BeforeValidator(_parse.parse_text)]
 Id = Annotated[str, BeforeValidator(_parse.parse_text)]
+#: A currency symbol or code; one that names no currency makes the reply malformed.
+CurrencyText = Annotated[str | None, BeforeValidator(_parse.parse_currency)]
 
 
 class SophtronModel(BaseModel):
@@ -210,7 +212,7 @@ class Account(SophtronModel):
     sub_type: Text = Field(None, alias="SubType")
     balance: Money = Field(None, alias="Balance")
     available_balance: Money = Field(None, alias="AvailableBalance")
-    balance_currency: Text = Field(None, alias="BalanceCurrency")
+    balance_currency: CurrencyText = Field(None, alias="BalanceCurrency")
     last_updated: Timestamp = Field(None, alias="LastUpdated")
     due_date: Date = Field(None, alias="DueDate")
     status: Text = Field(None, alias="Status")
@@ -259,7 +261,7 @@ class Transaction(SophtronModel):
     status: Text = Field(None, alias="Status")
     type: Text = Field(None, alias="Type")
     amount: Money = Field(None, alias="Amount")
-    currency_symbol: Text = Field(None, alias="Currency")
+    currency_symbol: CurrencyText = Field(None, alias="Currency")
     date: Date = Field(None, alias="Date")
     transaction_date: Date = Field(None, alias="TransactionDate")
     post_date: Date = Field(None, alias="PostDate")
