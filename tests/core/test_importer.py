@@ -222,6 +222,24 @@ def test_reimporting_the_same_transactions_changes_nothing(db: Core, account_id:
     assert snapshot(db, account_id) == before
 
 
+def test_a_first_sync_larger_than_a_query_can_name_imports_whole(db: Core, account_id: int) -> None:
+    """66,000 new transactions in one window: more ids than one PostgreSQL query may carry
+    (65,535 parameters), so the importer looks them up in parts. Imported again, none is new."""
+    many = [
+        txn(f"bulk-{index}", -(index % 5000 + 1), description=f"PURCHASE {index}")
+        for index in range(66_000)
+    ]
+    assert counts(run_import(db, account_id, many)) == (66_000, 0, 0, 0)
+    assert counts(run_import(db, account_id, many)) == (0, 0, 66_000, 0)
+    with db.session() as session:
+        total = session.scalar(
+            select(sa.func.sum(Transaction.amount_minor)).where(
+                Transaction.account_id == account_id
+            )
+        )
+    assert total == -sum((index % 5000 + 1) * 100 for index in range(66_000))
+
+
 def test_changed_amount_and_description_update_the_row(db: Core, account_id: int) -> None:
     run_import(db, account_id, [txn("a", Decimal("-4.50"), description="BLUE BOTTLE")])
     result = run_import(

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ..sophtron.models import Transaction as SophtronTransaction
@@ -269,6 +269,7 @@ def import_transactions(
         else:
             unmatched.append(incoming)
 
+    fresh: list[dict[str, object]] = []
     orphans = [item for item in stored if not item.matched and not (item.ids & set(arrivals))]
     for incoming in unmatched:
         found = _find(orphans, incoming)
@@ -278,16 +279,17 @@ def import_transactions(
             found.row.source_id = source
             counts.updated += 1
             continue
-        row = Transaction(
-            account_id=account.id,
-            status=TxnStatus.ACTIVE.value,
-            deleted=False,
-            fingerprint=incoming.fingerprint,
-            provider_id=incoming.provider_id,
-            source_id=source,
+        fresh.append(
+            {
+                "account_id": account.id,
+                "source_id": source,
+                "provider_id": incoming.provider_id,
+                "fingerprint": incoming.fingerprint,
+                "status": TxnStatus.ACTIVE.value,
+                "deleted": False,
+                **{name: getattr(incoming, name) for name in _FIELDS},
+            }
         )
-        _apply(row, incoming)
-        session.add(row)
         counts.added += 1
 
     for item in orphans:
@@ -298,6 +300,8 @@ def import_transactions(
             row.status = TxnStatus.REMOVED.value
             counts.removed += 1
     session.flush()
+    if fresh:
+        session.execute(insert(Transaction), fresh)
     return counts
 
 
@@ -324,9 +328,18 @@ def _find(orphans: Sequence[_Stored], incoming: Incoming) -> _Stored | None:
 def _known_ids(session: Session, account: Account, ids: set[str]) -> dict[str, Transaction]:
     if not ids:
         return {}
-    rows = session.scalars(
-        select(Transaction).where(
-            Transaction.account_id == account.id, Transaction.provider_id.in_(sorted(ids))
-        )
-    ).all()
-    return {row.provider_id: row for row in rows if row.provider_id}
+    found: dict[str, Transaction] = {}
+    ordered = sorted(ids)
+    for index in range(0, len(ordered), _CHUNK):
+        rows = session.scalars(
+            select(Transaction).where(
+                Transaction.account_id == account.id,
+                Transaction.provider_id.in_(ordered[index : index + _CHUNK]),
+            )
+        ).all()
+        found.update((row.provider_id, row) for row in rows if row.provider_id)
+    return found
+
+
+#: Ids per query: PostgreSQL takes at most 65,535 parameters, SQLite 32,766 by default.
+_CHUNK = 10_000
