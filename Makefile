@@ -10,12 +10,13 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 PYTEST_ARGS ?= -n auto
 
-.PHONY: demo test bench lint format typecheck sandbox install install-dev clean help
+.PHONY: demo test bench soak lint format typecheck sandbox install install-dev clean help
 
 help:
 	@echo "make demo      install, then run the whole flow against the built-in sandbox"
 	@echo "make test      install dev tools, then run every test (lint and types included)"
 	@echo "make bench     run the benchmarks: a table on screen, JSON in bench/results.json"
+	@echo "make soak      the long reliability soak (PostgreSQL, more logins, 60 worker kills)"
 	@echo "make lint      ruff (lint + format check) and mypy"
 	@echo "make format    apply ruff's formatting and safe fixes"
 	@echo "make sandbox   serve a local Sophtron on http://127.0.0.1:8111/api"
@@ -41,6 +42,9 @@ test: install-dev
 
 bench: install-dev
 	$(VENV)/bin/python bench/run.py
+
+soak: install-dev
+	SOPHSYNC_SOAK=long $(VENV)/bin/pytest -p no:randomly -q tests/reliability/test_soak.py tests/reliability/test_crash.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check src tests bench

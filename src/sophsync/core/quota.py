@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ..errors import QuotaExceeded
@@ -41,15 +43,17 @@ class RequestMeter:
 
 
 def add_usage(session: Session, family_id: int, month: str, count: int) -> None:
-    usage = session.scalar(
-        select(RequestUsage)
-        .where(RequestUsage.family_id == family_id, RequestUsage.month == month)
-        .with_for_update()
+    """Add ``count`` requests to the family's month in one upsert: two syncs starting a new
+    month at the same moment must both count, not collide on the month's first row."""
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert(RequestUsage).values(family_id=family_id, month=month, count=count)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[RequestUsage.family_id, RequestUsage.month],
+            set_={"count": RequestUsage.count + statement.excluded.count},
+        )
     )
-    if usage is None:
-        session.add(RequestUsage(family_id=family_id, month=month, count=count))
-    else:
-        usage.count += count
 
 
 def usage(core: Core, family_id: int, month: str | None = None) -> int:

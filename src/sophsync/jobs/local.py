@@ -162,8 +162,7 @@ class LocalQueue:
                 )
                 job.state = JobState.TODO.value
                 job.worker = None
-            owners = [job_owner(job.id) for job in stalled]
-        tasks.release_locks_of(self.core, owners)
+            tasks.release_locks(session, self.core.now(), [job_owner(job.id) for job in stalled])
         tasks.reap_runs(self.core, dt.timedelta(seconds=self.core.settings.lock_seconds))
         return len(stalled)
 

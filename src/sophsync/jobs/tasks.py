@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from ..core import connect, sync
 from ..core.app import Core
@@ -175,27 +176,34 @@ def reap_runs(core: Core, older_than: dt.timedelta) -> int:
 
 def release_locks_of(core: Core, owners: list[str]) -> None:
     """Free the connections dead jobs held, and close the sync runs they left running."""
+    with core.session() as session:
+        release_locks(session, core.now(), owners)
+
+
+def release_locks(session: Session, now: dt.datetime, owners: list[str]) -> None:
+    """:func:`release_locks_of` inside the caller's transaction, so that a reaper puts a dead
+    job back and frees what it held in one step: a reaper killed half-way must not leave the
+    job waiting and its connection locked until the lock expires."""
     if not owners:
         return
-    with core.session() as session:
-        held = list(session.scalars(select(Connection.id).where(Connection.lock_owner.in_(owners))))
-        if not held:
-            return
-        session.execute(
-            update(Connection)
-            .where(Connection.id.in_(held))
-            .values(lock_owner=None, lock_expires_at=None)
+    held = list(session.scalars(select(Connection.id).where(Connection.lock_owner.in_(owners))))
+    if not held:
+        return
+    session.execute(
+        update(Connection)
+        .where(Connection.id.in_(held))
+        .values(lock_owner=None, lock_expires_at=None)
+    )
+    session.execute(
+        update(SyncRun)
+        .where(SyncRun.connection_id.in_(held), SyncRun.status == RunStatus.RUNNING.value)
+        .values(
+            status=RunStatus.FAILED.value,
+            finished_at=now,
+            error=INTERRUPTED,
+            error_code="interrupted",
         )
-        session.execute(
-            update(SyncRun)
-            .where(SyncRun.connection_id.in_(held), SyncRun.status == RunStatus.RUNNING.value)
-            .values(
-                status=RunStatus.FAILED.value,
-                finished_at=core.now(),
-                error=INTERRUPTED,
-                error_code="interrupted",
-            )
-        )
+    )
 
 
 TASKS: dict[str, Callable[..., str]] = {
