@@ -3,7 +3,11 @@
 Each suite is a module here with ``run(record)``. ``make bench`` runs them all;
 ``.venv/bin/python bench/run.py --only NAME [--only NAME]`` runs some (the file then holds
 those only). Suites: sdk (signing, a connect flow, request latency, parsing, world generation),
-web (the transactions pages at 100,000 transactions).
+web (the dashboard and transactions pages at 100,000 transactions, alone and under
+concurrent load), concurrency (500 syncs in one worker process; 1 and 2 procrastinate workers),
+imports (200,000 transactions through the importer against raw inserts, SQLite and PostgreSQL),
+requests (Sophtron requests per incremental sync against the API's minimum), exports (100,000
+transactions to each file format).
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import concurrency
+import economy
+import exports
+import imports
 import sdk
 from common import Record
 from rich.console import Console
@@ -30,6 +38,10 @@ RESULTS = Path(__file__).with_name("results.json")
 SUITES: dict[str, Any] = {
     "sdk": sdk.run,
     "web": web.run,
+    "concurrency": concurrency.run,
+    "imports": imports.run,
+    "requests": economy.run,
+    "exports": exports.run,
 }
 
 

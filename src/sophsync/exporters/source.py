@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -136,22 +137,55 @@ def _account_view(row: Account) -> OutputAccount:
     )
 
 
-def _transaction_view(row: Transaction) -> OutputTransaction:
+#: The columns an output reads, in :class:`OutputTransaction`'s order after its stable id.
+_COLUMNS = (
+    Transaction.id,
+    Transaction.account_id,
+    Transaction.provider_id,
+    Transaction.date,
+    Transaction.posted_date,
+    Transaction.pending,
+    Transaction.amount_minor,
+    Transaction.currency,
+    Transaction.description,
+    Transaction.merchant,
+    Transaction.category,
+    Transaction.memo,
+    Transaction.check_number,
+)
+
+
+def _transaction_view(row: Sequence[Any]) -> OutputTransaction:
+    (
+        ident,
+        account_id,
+        provider_id,
+        date,
+        posted_date,
+        pending,
+        amount_minor,
+        currency,
+        description,
+        merchant,
+        category,
+        memo,
+        check_number,
+    ) = row
     return OutputTransaction(
-        id=row.id,
-        stable_id=transaction_stable_id(row.id),
-        account_id=row.account_id,
-        provider_id=row.provider_id,
-        date=row.date,
-        posted_date=row.posted_date,
-        pending=row.pending,
-        amount_minor=row.amount_minor,
-        currency=row.currency,
-        description=row.description,
-        merchant=row.merchant,
-        category=row.category,
-        memo=row.memo,
-        check_number=row.check_number,
+        id=ident,
+        stable_id=transaction_stable_id(ident),
+        account_id=account_id,
+        provider_id=provider_id,
+        date=date,
+        posted_date=posted_date,
+        pending=pending,
+        amount_minor=amount_minor,
+        currency=currency,
+        description=description,
+        merchant=merchant,
+        category=category,
+        memo=memo,
+        check_number=check_number,
     )
 
 
@@ -191,7 +225,8 @@ def select_outputs(
                     field="account",
                     code="account_not_found",
                 )
-        txn_query = select(Transaction).where(
+        # Plain rows, not ORM objects: an export of 100,000 transactions reads them all.
+        txn_query = select(*_COLUMNS).where(
             Transaction.account_id.in_([row.id for row in accounts]),
             Transaction.status == TxnStatus.ACTIVE.value,
             Transaction.deleted.is_(False),
@@ -203,9 +238,7 @@ def select_outputs(
         if not pending:
             txn_query = txn_query.where(Transaction.pending.is_(False))
         txn_query = txn_query.order_by(Transaction.account_id, Transaction.date, Transaction.id)
-        transactions = tuple(
-            _transaction_view(row) for row in session.scalars(txn_query).yield_per(2000)
-        )
+        transactions = tuple(_transaction_view(row) for row in session.execute(txn_query))
         return Selection(
             accounts=tuple(_account_view(row) for row in accounts),
             transactions=transactions,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import procrastinate
@@ -94,17 +95,30 @@ class ProcrastinateQueue:
     def run_worker(
         self, *, concurrency: int = 2, wait: bool = True, name: str | None = None
     ) -> None:
-        """Run jobs (blocking); ``wait=False`` returns once nothing is left to do."""
+        """Run jobs (blocking); ``wait=False`` returns once nothing is left to do.
+
+        Sync jobs are blocking code that procrastinate runs in the event loop's default thread
+        pool; that pool is sized here to ``concurrency``, or it would hold min(32, CPUs + 4)
+        threads and cap how many syncs run at once whatever ``--concurrency`` says."""
         stall = self.core.settings.job_stall_seconds
-        self.app.run_worker(
-            concurrency=concurrency,
-            wait=wait,
-            name=name,
-            fetch_job_polling_interval=1.0,
-            update_heartbeat_interval=max(0.5, min(10.0, stall / 3)),
-            stalled_worker_timeout=stall,
-            install_signal_handlers=wait,
-        )
+
+        async def work() -> None:
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="sophsync-job")
+            )
+            options: dict[str, Any] = {
+                "concurrency": concurrency,
+                "wait": wait,
+                "name": name,
+                "fetch_job_polling_interval": 1.0,
+                "update_heartbeat_interval": max(0.5, min(10.0, stall / 3)),
+                "stalled_worker_timeout": stall,
+                "install_signal_handlers": wait,
+            }
+            async with self.app.open_async():
+                await self.app.run_worker_async(**options)
+
+        asyncio.run(work())
 
     def reap(self) -> int:
         """Put back the jobs of dead workers (from any process); the number put back."""

@@ -1,0 +1,396 @@
+"""Many syncs at once: 500 bank logins synced by one worker process against a sandbox whose
+refresh jobs take 2 s, then 1 and 2 procrastinate worker processes on PostgreSQL.
+
+The floor is the sandbox job itself: a sync cannot finish before its refresh does (2 s: the
+sandbox runs ``LogInPanel`` then ``TransactionTable``, 1 s each). Every part is real and apart:
+the sandbox is its own process (``sophsync sandbox``) so that the peak memory read is the
+worker's alone; each worker is its own process running what ``sophsync worker`` runs (the
+local :class:`~sophsync.jobs.Worker` or procrastinate's), except that it may run more than the
+command's 64 jobs at a time; the syncs go over HTTP on 127.0.0.1. The connections are made the
+ordinary way (connect at the MFA-free test bank, link every account), then marked as not fresh
+so that each sync asks the bank to refresh.
+
+``python bench/concurrency.py worker ...`` is the worker process itself (started by the
+benchmark, not by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+from common import ACCESS_KEY, TODAY, USER_ID, Record
+from sqlalchemy import func, select, update
+
+from sophsync.core import connect, credentials, families, link, sync
+from sophsync.core.app import Core
+from sophsync.jobs import LocalQueue, Queue, Worker, defer_sync
+from sophsync.jobs.pg import ProcrastinateQueue
+from sophsync.settings import Settings
+from sophsync.store.models import Connection, ConnectionStatus, RunStatus, SyncRun
+
+#: Bank logins synced at once.
+CONNECTIONS = 500
+#: Jobs a local worker runs at a time: the most `sophsync worker --concurrency` accepts, then one
+#: job slot per login.
+LOCAL_CONCURRENCY = (64, 500)
+#: Logins in the PostgreSQL runs. Fewer than CONNECTIONS: a procrastinate worker runs sync tasks
+#: on the event loop's default thread pool (min(32, CPUs + 4) threads), so 500 syncs would take
+#: minutes; the rate per worker is what the comparison needs.
+PG_CONNECTIONS = 100
+PG_CONCURRENCY = 64
+#: Each step of a sandbox job; a refresh has two steps.
+STEP_SECONDS = 1.0
+FLOOR_SECONDS = 2 * STEP_SECONDS
+#: A run that has not finished by then is recorded as far as it got.
+RUN_TIMEOUT = 150.0
+#: The worker's log lines for a job that failed or could not be fetched.
+ERROR = re.compile(r"(job \d+ \(\w+\) failed|worker \S+ could not fetch a job)")
+NOMFA = "926623ca-5952-4921-8f77-2023f1cdde8e"
+POSTGRES = os.environ.get(
+    "SOPHSYNC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+PYTHON = sys.executable
+HERE = Path(__file__).resolve()
+
+
+def run(record: Record) -> None:
+    with tempfile.TemporaryDirectory() as folder, sandbox_process() as sandbox_url:
+        data_dir = Path(folder)
+        sqlite_url = f"sqlite:///{data_dir / 'sophsync.db'}"
+        core = Core.open(Settings(data_dir=data_dir, database_url=sqlite_url), migrate=True)
+        try:
+            ids = set_up(core, sandbox_url, CONNECTIONS)
+            lone = lone_sync(core, ids[0])
+            record(
+                "concurrency_one_sync",
+                lone,
+                "s",
+                f"one sync alone (refresh job {FLOOR_SECONDS:g} s, SQLite)",
+            )
+            for concurrency in LOCAL_CONCURRENCY:
+                result = measure(
+                    core, LocalQueue(core), ids, data_dir, sqlite_url, "local", concurrency, 1
+                )
+                report(record, f"local_c{concurrency}", result, len(ids), "SQLite, local queue")
+        finally:
+            core.close()
+        with postgres_database() as pg_url:
+            pg = Core.open(
+                Settings(data_dir=data_dir, database_url=pg_url, job_backend="procrastinate"),
+                migrate=True,
+            )
+            queue = ProcrastinateQueue(pg).open()
+            try:
+                queue.apply_schema()
+                ids = set_up(pg, sandbox_url, PG_CONNECTIONS)
+                for workers in (1, 2):
+                    result = measure(
+                        pg, queue, ids, data_dir, pg_url, "procrastinate", PG_CONCURRENCY, workers
+                    )
+                    report(
+                        record,
+                        f"pg_{workers}worker{'s' if workers > 1 else ''}",
+                        result,
+                        len(ids),
+                        f"PostgreSQL, procrastinate, --concurrency {PG_CONCURRENCY} each",
+                    )
+            finally:
+                queue.close()
+                pg.close()
+
+
+@dataclass
+class Result:
+    seconds: float
+    finished: int
+    succeeded: int
+    peak_mb: list[float]
+    enqueue_seconds: float
+    errors: int
+
+
+def report(record: Record, name: str, result: Result, total: int, where: str) -> None:
+    done = f"{result.succeeded}/{total} succeeded"
+    if result.finished < total:
+        done += f", stopped after {RUN_TIMEOUT:g} s"
+    record(
+        f"concurrency_{name}_wall",
+        result.seconds,
+        "s",
+        f"{total} syncs, enqueue to idle ({done}; floor {FLOOR_SECONDS:g} s, "
+        f"{result.seconds / FLOOR_SECONDS:.1f}x); {where}",
+    )
+    record(
+        f"concurrency_{name}_rate",
+        result.finished / result.seconds,
+        "syncs/s",
+        f"{len(result.peak_mb)} worker process(es); enqueue took {result.enqueue_seconds:.2f} s",
+    )
+    record(
+        f"concurrency_{name}_errors",
+        result.errors,
+        "errors",
+        "jobs failed or not fetched, as the worker logged them (each is retried later)",
+    )
+    for index, peak in enumerate(result.peak_mb):
+        record(
+            f"concurrency_{name}_rss{'' if len(result.peak_mb) == 1 else index + 1}",
+            peak,
+            "MB",
+            "peak resident memory of the worker process (VmHWM)",
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def sandbox_process() -> Iterator[str]:
+    """``sophsync sandbox`` in its own process; its API URL."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [
+            PYTHON,
+            "-m",
+            "sophsync",
+            "sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--user-id",
+            USER_ID,
+            "--access-key",
+            ACCESS_KEY,
+            "--job-seconds",
+            str(STEP_SECONDS),
+            "--today",
+            TODAY.isoformat(),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        root = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{root}/_sandbox/stats", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the sandbox did not start")
+            time.sleep(0.1)
+        yield f"{root}/api"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new PostgreSQL database for this run, dropped afterwards."""
+    name = f"sophsync_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + (
+            f"/{name}"
+        )
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def set_up(core: Core, sandbox_url: str, count: int) -> list[int]:
+    """``count`` connected logins at the MFA-free bank, 1 to 3 accounts each, all linked."""
+    actor = families.create_family(core, "Bench", "bench@example.com", "bench password")
+    credentials.save_credentials(core, actor, USER_ID, ACCESS_KEY, sandbox_url)
+
+    def start(index: int) -> int:
+        username = f"bench{index}+accounts={1 + index % 3}+years=1"
+        return connect.start_connection(
+            core, actor, NOMFA, username, "pw", institution_name="Sophtron Bank NoMFA"
+        ).id
+
+    def finish(connection_id: int) -> None:
+        view = connect.wait_for_connection(core, connection_id, timeout=60, interval=0.5)
+        if view.status is not ConnectionStatus.CONNECTED:
+            raise RuntimeError(f"connection {connection_id} is {view.status.value}")
+        link.link_all(core, actor, connection_id, history_days=30)
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(start, range(count)))
+        list(pool.map(finish, ids))
+    return ids
+
+
+def stale(core: Core, ids: list[int]) -> int:
+    """Make every login due for a refresh at the bank, as the next day's sync finds it (synced
+    before, not fresh: so the workers' own schedule defers nothing); the id of the last sync
+    run so far."""
+    with core.session() as session:
+        session.execute(
+            update(Connection)
+            .where(Connection.id.in_(ids))
+            .values(data_fresh_at=None, last_success_at=core.now())
+        )
+        return int(session.scalar(select(func.coalesce(func.max(SyncRun.id), 0))) or 0)
+
+
+def lone_sync(core: Core, connection_id: int) -> float:
+    stale(core, [connection_id])
+    start = time.perf_counter()
+    run = sync.sync_connection(core, connection_id)
+    seconds = time.perf_counter() - start
+    if run.status is not RunStatus.SUCCEEDED:
+        raise RuntimeError(f"the sync failed: {run.error}")
+    return seconds
+
+
+def measure(
+    core: Core,
+    queue: Queue,
+    ids: list[int],
+    data_dir: Path,
+    url: str,
+    backend: str,
+    concurrency: int,
+    workers: int,
+) -> Result:
+    """Start ``workers`` worker processes, wait until they are ready, enqueue a sync of every
+    login and time until every sync has finished; then stop the workers and read their peak
+    memory."""
+    after = stale(core, ids)
+    log_path = data_dir / f"worker-{backend}-{concurrency}-{workers}.log"
+    log = log_path.open("w")
+    processes = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [
+                PYTHON,
+                str(HERE),
+                "worker",
+                "--data-dir",
+                str(data_dir),
+                "--database-url",
+                url,
+                "--backend",
+                backend,
+                "--concurrency",
+                str(concurrency),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != "ready":
+                raise RuntimeError("a worker did not start")
+        time.sleep(1.0)  # let them settle into waiting for jobs
+        start = time.perf_counter()
+        for connection_id in ids:
+            defer_sync(queue, connection_id)
+        enqueued = time.perf_counter() - start
+        deadline = start + RUN_TIMEOUT
+        finished = succeeded = 0
+        while time.perf_counter() < deadline:
+            with core.session() as session:
+                rows = session.execute(
+                    select(SyncRun.status, func.count())
+                    .where(SyncRun.id > after, SyncRun.status != RunStatus.RUNNING.value)
+                    .group_by(SyncRun.status)
+                ).all()
+            finished = sum(n for _, n in rows)
+            succeeded = sum(n for status, n in rows if status == RunStatus.SUCCEEDED.value)
+            if finished >= len(ids):
+                break
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        peaks = []
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            out, _ = process.communicate(timeout=120)
+            peaks.append(json.loads(out.strip().splitlines()[-1])["peak_kb"] / 1024)
+        errors = sum(1 for line in log_path.read_text().splitlines() if ERROR.match(line))
+        return Result(seconds, finished, succeeded, peaks, enqueued, errors)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+def worker_main(argv: list[str]) -> None:
+    """One worker process: runs jobs until SIGTERM, then prints its peak memory as JSON."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--backend", choices=["local", "procrastinate"], required=True)
+    parser.add_argument("--concurrency", type=int, required=True)
+    args = parser.parse_args(argv)
+    settings = Settings(
+        data_dir=args.data_dir, database_url=args.database_url, job_backend=args.backend
+    )
+    core = Core.open(settings, migrate=False)
+    try:
+        if args.backend == "procrastinate":
+            print("ready", flush=True)  # noqa: T201
+            ProcrastinateQueue(core).run_worker(concurrency=args.concurrency, wait=True)
+        else:
+            runner = Worker(core, LocalQueue(core), concurrency=args.concurrency)
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+            threads = runner.start()
+            print("ready", flush=True)  # noqa: T201
+            stop.wait()
+            runner.stop(threads)
+    finally:
+        core.close()
+    print(json.dumps({"peak_kb": peak_kb()}), flush=True)  # noqa: T201
+
+
+def peak_kb() -> int:
+    """This process's peak resident memory in KiB: ``VmHWM``, which starts afresh at exec
+    (``ru_maxrss`` would carry over the benchmark's own peak from before the fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # not Linux: KiB or bytes
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:
+        worker_main(sys.argv[2:])
+    else:
+        sys.exit("run it with: python bench/run.py --only concurrency")
