@@ -4,14 +4,20 @@ connect flow, and an ASGI app served on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import os
 import socket
+import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
+import psycopg
 import uvicorn
 
 from sophsync.sophtron import Client, JobState
@@ -79,3 +85,36 @@ def served(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join()
         sock.close()
+
+
+#: The PostgreSQL server the benchmarks create their own databases on.
+POSTGRES = os.environ.get(
+    "SOPHSYNC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextmanager
+def postgres_database(scheme: str = "postgresql") -> Iterator[str]:
+    """A new database on :data:`POSTGRES` for one run (its URL, with ``scheme``), dropped
+    afterwards whatever happens."""
+    name = f"sophsync_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        server = POSTGRES.rsplit("/", 1)[0].replace("postgresql://", f"{scheme}://", 1)
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], what: str, seconds: float) -> None:
+    """Wait until ``url`` answers 200, or fail when ``process`` exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.1)

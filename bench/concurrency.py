@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import resource
 import signal
@@ -29,15 +28,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import psycopg
-from common import ACCESS_KEY, TODAY, USER_ID, Record
+from common import ACCESS_KEY, TODAY, USER_ID, Record, postgres_database, wait_until_up
 from sqlalchemy import func, select, update
 
 from sophsync.core import connect, credentials, families, link, sync
@@ -65,9 +61,6 @@ RUN_TIMEOUT = 150.0
 #: The worker's log lines for a job that failed or could not be fetched.
 ERROR = re.compile(r"(job \d+ \(\w+\) failed|worker \S+ could not fetch a job)")
 NOMFA = "926623ca-5952-4921-8f77-2023f1cdde8e"
-POSTGRES = os.environ.get(
-    "SOPHSYNC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 PYTHON = sys.executable
 HERE = Path(__file__).resolve()
 
@@ -93,7 +86,7 @@ def run(record: Record) -> None:
                 report(record, f"local_c{concurrency}", result, len(ids), "SQLite, local queue")
         finally:
             core.close()
-        with postgres_database() as pg_url:
+        with postgres_database("postgresql+psycopg") as pg_url:
             pg = Core.open(
                 Settings(data_dir=data_dir, database_url=pg_url, job_backend="procrastinate"),
                 migrate=True,
@@ -194,14 +187,7 @@ def sandbox_process() -> Iterator[str]:
     )
     try:
         root = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{root}/_sandbox/stats", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the sandbox did not start")
-            time.sleep(0.1)
+        wait_until_up(f"{root}/_sandbox/stats", process, "the sandbox", 30)
         yield f"{root}/api"
     finally:
         process.terminate()
@@ -213,20 +199,6 @@ def sandbox_process() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new PostgreSQL database for this run, dropped afterwards."""
-    name = f"sophsync_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + (
-            f"/{name}"
-        )
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def set_up(core: Core, sandbox_url: str, count: int) -> list[int]:
     """``count`` connected logins at the MFA-free bank, 1 to 3 accounts each, all linked."""
     actor = families.create_family(core, "Bench", "bench@example.com", "bench password")

@@ -16,13 +16,21 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from common import ACCESS_KEY, TODAY, USER_ID, Record, connect, per_second
+from common import (
+    ACCESS_KEY,
+    TODAY,
+    USER_ID,
+    Record,
+    connect,
+    per_second,
+    postgres_database,
+)
 from sqlalchemy.exc import DBAPIError
 
 from sophsync.core import families
@@ -37,7 +45,6 @@ from sophsync.store.models import Account
 COUNT = 200_000
 #: One checking account, five years at 200 card purchases a day: about 220,000 transactions.
 USERNAME = "bench+accounts=1+years=5+daily=200"
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 #: The transaction table's columns the raw baselines fill, in order.
 COLUMNS = (
@@ -248,18 +255,6 @@ def sqlite_import(
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """A database of its own on the local server, dropped afterwards whatever happens."""
-    name = f"sophsync_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def postgres_import(
     record: Record,
     rows: Sequence[SophtronTransaction],

@@ -15,13 +15,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
-from common import TODAY, Record, per_second, percentile, served, timed
+from common import (
+    TODAY,
+    Record,
+    per_second,
+    percentile,
+    postgres_database,
+    served,
+    timed,
+    wait_until_up,
+)
 from sqlalchemy import insert, text
 
 from sophsync.core import accounts, families, tokens
@@ -103,9 +110,6 @@ CLIENTS = (4, 16)
 REQUESTS = 800
 #: A page still loading after this long is recorded as far as it got.
 LOAD_SECONDS = 60.0
-POSTGRES = os.environ.get(
-    "SOPHSYNC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def web_load(record: Record, count: int = 100_000) -> None:
@@ -122,18 +126,6 @@ def web_load(record: Record, count: int = 100_000) -> None:
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new PostgreSQL database for this run, dropped afterwards."""
-    name = f"sophsync_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def load_on(record: Record, backend: str, data_dir: Path, url: str, count: int) -> None:
     core = Core.open(Settings(data_dir=data_dir, database_url=url), migrate=True)
     try:
@@ -225,14 +217,7 @@ def serve_process(data_dir: Path, url: str, *, embedded: bool) -> Iterator[str]:
     )
     root = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{root}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("sophsync serve did not start")
-            time.sleep(0.1)
+        wait_until_up(f"{root}/healthz", process, "sophsync serve", 60)
         yield root
     finally:
         process.terminate()
