@@ -118,3 +118,13 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], what: str, seconds
         if time.monotonic() > deadline or process.poll() is not None:
             raise RuntimeError(f"{what} did not start")
         time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[bytes], seconds: float) -> None:
+    """Terminate ``process``; kill it if it has not exited within ``seconds``."""
+    process.terminate()
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import ACCESS_KEY, TODAY, USER_ID, Record, postgres_database, wait_until_up
+from common import ACCESS_KEY, TODAY, USER_ID, Record, postgres_database, stop, wait_until_up
 from sqlalchemy import func, select, update
 
 from sophsync.core import connect, credentials, families, link, sync
@@ -190,12 +190,7 @@ def sandbox_process() -> Iterator[str]:
         wait_until_up(f"{root}/_sandbox/stats", process, "the sandbox", 30)
         yield f"{root}/api"
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, 10)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from common import (
     percentile,
     postgres_database,
     served,
+    stop,
     timed,
     wait_until_up,
 )
@@ -220,9 +221,4 @@ def serve_process(data_dir: Path, url: str, *, embedded: bool) -> Iterator[str]:
         wait_until_up(f"{root}/healthz", process, "sophsync serve", 60)
         yield root
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, 30)
