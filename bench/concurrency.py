@@ -38,15 +38,15 @@ from sqlalchemy import func, select, update
 
 from sophsync.core import connect, credentials, families, link, sync
 from sophsync.core.app import Core
-from sophsync.jobs import LocalQueue, Queue, Worker, defer_sync
+from sophsync.jobs import LocalQueue, Queue, Worker, defer_sync, pool_size_for
 from sophsync.jobs.pg import ProcrastinateQueue
 from sophsync.settings import Settings
 from sophsync.store.models import Connection, ConnectionStatus, RunStatus, SyncRun
 
 #: Bank logins synced at once.
 CONNECTIONS = 500
-#: Jobs a local worker runs at a time: the most `sophsync worker --concurrency` accepts, then one
-#: job slot per login.
+#: Jobs a local worker runs at a time: `sophsync worker --concurrency 64`, then one job slot per
+#: login (the most `--concurrency` accepts).
 LOCAL_CONCURRENCY = (64, 500)
 #: Logins in the PostgreSQL runs. Fewer than CONNECTIONS: a procrastinate worker runs sync tasks
 #: on the event loop's default thread pool (min(32, CPUs + 4) threads), so 500 syncs would take
@@ -119,6 +119,8 @@ class Result:
     peak_mb: list[float]
     enqueue_seconds: float
     errors: int
+    #: CPU time of the worker processes, from start to exit (start-up included).
+    cpu_seconds: float
 
 
 def report(record: Record, name: str, result: Result, total: int, where: str) -> None:
@@ -143,6 +145,13 @@ def report(record: Record, name: str, result: Result, total: int, where: str) ->
         result.errors,
         "errors",
         "jobs failed or not fetched, as the worker logged them (each is retried later)",
+    )
+    record(
+        f"concurrency_{name}_cpu_per_sync",
+        1000 * result.cpu_seconds / max(1, result.finished),
+        "ms",
+        "CPU time of the worker process(es) per finished sync (user + system, start-up "
+        "included): what one process can sync per second of CPU",
     )
     for index, peak in enumerate(result.peak_mb):
         record(
@@ -193,7 +202,6 @@ def sandbox_process() -> Iterator[str]:
         stop(process, 10)
 
 
-@contextlib.contextmanager
 def set_up(core: Core, sandbox_url: str, count: int) -> list[int]:
     """``count`` connected logins at the MFA-free bank, 1 to 3 accounts each, all linked."""
     actor = families.create_family(core, "Bench", "bench@example.com", "bench password")
@@ -303,13 +311,16 @@ def measure(
             time.sleep(0.05)
         seconds = time.perf_counter() - start
         peaks = []
+        cpu = 0.0
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:
             out, _ = process.communicate(timeout=120)
-            peaks.append(json.loads(out.strip().splitlines()[-1])["peak_kb"] / 1024)
+            exited = json.loads(out.strip().splitlines()[-1])
+            peaks.append(exited["peak_kb"] / 1024)
+            cpu += exited["cpu_seconds"]
         errors = sum(1 for line in log_path.read_text().splitlines() if ERROR.match(line))
-        return Result(seconds, finished, succeeded, peaks, enqueued, errors)
+        return Result(seconds, finished, succeeded, peaks, enqueued, errors, cpu)
     finally:
         for process in processes:
             if process.poll() is None:
@@ -329,7 +340,7 @@ def worker_main(argv: list[str]) -> None:
     settings = Settings(
         data_dir=args.data_dir, database_url=args.database_url, job_backend=args.backend
     )
-    core = Core.open(settings, migrate=False)
+    core = Core.open(settings, migrate=False, pool_size=pool_size_for(args.concurrency))
     try:
         if args.backend == "procrastinate":
             print("ready", flush=True)  # noqa: T201
@@ -344,7 +355,9 @@ def worker_main(argv: list[str]) -> None:
             runner.stop(threads)
     finally:
         core.close()
-    print(json.dumps({"peak_kb": peak_kb()}), flush=True)  # noqa: T201
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps({"peak_kb": peak_kb(), "cpu_seconds": cpu}), flush=True)  # noqa: T201
 
 
 def peak_kb() -> int:

@@ -40,13 +40,17 @@ JOB_READS = "POST /api/Job/GetJobInformationByID"
 
 
 class Clock:
-    """The core's clock, kept on the sandbox's world date and moved a day at a time."""
+    """The core's clock: on the sandbox's world date, ticking in real time, moved a day at a
+    time (the poller learns how long refreshes take from it)."""
 
     def __init__(self) -> None:
-        self.now = dt.datetime.combine(TODAY, dt.time(12), dt.UTC)
+        self.start = dt.datetime.combine(TODAY, dt.time(12), dt.UTC)
+        self.began = time.monotonic()
+        self.days = 0
 
     def __call__(self) -> dt.datetime:
-        return self.now
+        ticked = dt.timedelta(days=self.days, seconds=time.monotonic() - self.began)
+        return self.start + ticked
 
 
 def run(record: Record) -> None:
@@ -82,12 +86,18 @@ def run(record: Record) -> None:
             if first.status != RunStatus.SUCCEEDED:
                 raise RuntimeError(f"The initial sync {first.status}: {first.error}")
 
+            default = "sync.Poller() as `sophsync sync` uses it"
             for name, poller, how in (
-                ("default", sync.Poller(), "sync.Poller() as `sophsync sync` uses it"),
-                ("fixed_4s", sync.Poller(interval=4, maximum=4), "a job read every 4 s"),
+                ("default", sync.Poller(), f"{default}, the first sync after connecting"),
+                ("default_next", sync.Poller(), f"{default}, the sync after that"),
+                (
+                    "fixed_4s",
+                    sync.Poller(interval=4, maximum=4, learn=False),
+                    "a job read every 4 s",
+                ),
             ):
                 # A day later: the data is stale, so the sync refreshes at the bank.
-                clock.now += dt.timedelta(days=1)
+                clock.days += 1
                 admin.post("/_sandbox/advance", json={"days": 1}).raise_for_status()
                 admin.delete("/_sandbox/stats").raise_for_status()
                 began = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,8 +51,16 @@ class Clock:
         default_factory=lambda: dt.datetime.combine(TODAY, dt.time(12), dt.UTC)
     )
 
+    #: When set (``follow_real_time``), the clock also moves with real time from then on.
+    ticking_since: float | None = None
+
     def __call__(self) -> dt.datetime:
-        return self.now
+        if self.ticking_since is None:
+            return self.now
+        return self.now + dt.timedelta(seconds=time.monotonic() - self.ticking_since)
+
+    def follow_real_time(self) -> None:
+        self.ticking_since = time.monotonic()
 
     def advance(self, days: float = 0, seconds: float = 0) -> None:
         self.now += dt.timedelta(days=days, seconds=seconds)

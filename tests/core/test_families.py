@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from sophsync.core import families
+from sophsync.core import families, tokens
 from sophsync.core.app import Core
 from sophsync.core.families import Actor
 from sophsync.errors import BadInput, Conflict, NotFound, PermissionDenied
 from sophsync.store.models import Family, Role, User
-from tests.core.conftest import ADMIN_PASSWORD
+from tests.core.conftest import ADMIN_PASSWORD, Clock
 
 BAD_EMAILS = ["not-an-email", "", "a@b", "two words@example.com", "@x.io", "x@@y.com"]
 
@@ -221,3 +223,24 @@ def test_family_admin(core: Core, admin: Actor, member: Actor) -> None:
     assert families.family_admin(core, admin.family_id).user_id == member.user_id
     with pytest.raises(NotFound):
         families.family_admin(core, 424242)
+
+
+def test_a_token_in_steady_use_records_its_last_use_once_a_minute(
+    core: Core, admin: Actor, clock: Clock
+) -> None:
+    _, token = tokens.create_token(core, admin, "script")
+
+    def last_used() -> dt.datetime | None:
+        return tokens.list_tokens(core, admin)[0].last_used_at
+
+    assert last_used() is None
+    first = clock.now
+    assert tokens.actor_for_token(core, token) == admin
+    assert last_used() == first
+    clock.advance(seconds=59)
+    assert tokens.actor_for_token(core, token) == admin
+    assert last_used() == first
+    clock.advance(seconds=1)
+    assert tokens.actor_for_token(core, token) == admin
+    assert last_used() == clock.now
+    assert tokens.actor_for_token(core, token[:-1] + "x") is None

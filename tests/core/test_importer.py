@@ -683,3 +683,31 @@ def test_reimporting_a_subset_with_postings_never_duplicates(
     again = run_import(db, account, later)
     assert (again.added, again.updated, again.removed) == (0, 0, 0)
     assert snapshot(db, account) == settled
+
+
+def test_many_ids_stored_outside_the_window_are_found_not_duplicated(
+    db: Core, account_id: int
+) -> None:
+    """More arrivals than one id query holds, each already stored weeks before the window
+    under its id (the bank moved their dates): every one updates its row, none is added."""
+    early = dt.date(2026, 1, 5)
+    late = dt.date(2026, 3, 2)
+    count = 10_050
+    before = [
+        txn(f"moved-{index}", -(index % 700 + 1), day=early, description=f"SHOP {index}")
+        for index in range(count)
+    ]
+    assert counts(run_import(db, account_id, before, early, early)) == (count, 0, 0, 0)
+    after = [
+        txn(f"moved-{index}", -(index % 700 + 1), day=late, description=f"SHOP {index}")
+        for index in range(count)
+    ]
+    # One more arrival is new; together they exceed the id query size.
+    after.append(txn("brand-new", -5, day=late, description="NEW SHOP"))
+
+    assert counts(run_import(db, account_id, after, late, late)) == (1, count, 0, 0)
+
+    stored = rows(db, account_id)
+    assert len(stored) == count + 1
+    assert {row.date for row in stored} == {late}
+    assert len({row.provider_id for row in stored}) == count + 1

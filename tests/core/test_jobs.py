@@ -5,6 +5,7 @@ single claims, retries, reaping and the daily schedule. The scenarios every back
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import select
@@ -196,3 +197,93 @@ def test_answering_mfa_during_a_sync_resumes_it_through_the_queue(
     assert connect.get_connection(core, admin, view.id).status is ConnectionStatus.CONNECTED
     tasks_run = [j.task for j in jobs(core)]
     assert tasks_run == ["sync_connection", "poll_connection", "sync_connection"]
+
+
+def test_claim_many_takes_due_jobs_oldest_first_one_per_lock(core: Core, clock: Clock) -> None:
+    queue = LocalQueue(core)
+    a = queue.defer("schedule_syncs", lock="L")
+    b = queue.defer("schedule_syncs", lock="L")
+    c = queue.defer("schedule_syncs")
+    d = queue.defer("schedule_syncs", lock="M")
+    later = queue.defer("schedule_syncs", delay=60)
+    taken = queue.claim_many("w1", 10)
+    assert [job.id for job in taken] == [a, c, d]  # b shares a's lock; `later` is not due
+    assert {job.worker for job in taken} == {"w1"}
+    assert {job.state for job in taken} == {JobState.DOING.value}
+    assert queue.claim_many("w2", 10) == []
+    queue.finish(a, worker="w1", result="ok")
+    assert [job.id for job in queue.claim_many("w2", 1)] == [b]
+    clock.advance(seconds=61)
+    assert [job.id for job in queue.claim_many("w2", 5)] == [later]
+
+
+def test_a_job_taken_back_by_the_reaper_is_not_finished_by_its_first_worker(
+    core: Core, clock: Clock
+) -> None:
+    queue = LocalQueue(core, stall_seconds=30)
+    job_id = queue.defer("schedule_syncs")
+    first = queue.claim("slow")
+    assert first is not None
+    assert first.id == job_id
+    clock.advance(seconds=31)  # "slow" stopped beating: it looks dead
+    assert queue.reap() == 1
+    second = queue.claim("fresh")
+    assert second is not None
+    assert second.id == job_id
+    queue.finish(job_id, worker="slow", error="late", retry_in=60)  # ignored
+    [row] = jobs(core)
+    assert (row.state, row.worker, row.last_error) == (JobState.DOING.value, "fresh", None)
+    queue.finish(job_id, worker="fresh", result="ok")
+    assert jobs(core)[0].state == JobState.DONE.value
+
+
+def test_a_worker_runs_as_many_jobs_at_once_as_its_concurrency(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
+) -> None:
+    """One dispatcher fills every free slot: the worker's daily schedule queues a sync of five
+    logins whose bank refresh takes 0.6 s; they run three at a time, never more, and all end."""
+    clock.follow_real_time()
+    views = [connect_and_link(core, admin, username=f"par{i}+job-seconds=0.3") for i in range(5)]
+    advance(engine_sandbox, clock, 1)
+    queue = LocalQueue(core)
+    worker = Worker(core, queue, concurrency=3, idle_seconds=0.05)
+
+    def syncs() -> list[Job]:
+        return [job for job in jobs(core) if job.task == "sync_connection"]
+
+    threads = worker.start()
+    seen: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            seen.append(worker.running)
+            if len(syncs()) == 5 and all(job.state == JobState.DONE.value for job in syncs()):
+                break
+            time.sleep(0.005)
+    finally:
+        worker.stop(threads)
+    assert max(seen) == 3
+    assert [job.state for job in syncs()] == [JobState.DONE.value] * 5
+    with core.session() as session:
+        runs = session.scalars(select(SyncRun)).all()
+    assert sorted(run.connection_id for run in runs) == sorted(view.id for view in views)
+    assert {run.status for run in runs} == {RunStatus.SUCCEEDED.value}
+
+
+def test_a_busy_worker_does_not_take_its_own_running_job_for_dead(core: Core, clock: Clock) -> None:
+    """Its heartbeat may be late (waiting for the database); its own reaper leaves the job
+    alone, another worker's reaper does not, and the late beat then changes nothing."""
+    queue = LocalQueue(core, stall_seconds=30)
+    mine = Worker(core, queue, name="busy")
+    job_id = queue.defer("schedule_syncs")
+    job = queue.claim("busy")
+    assert job is not None
+    mine._active.add(job.id)  # running on one of its threads
+    clock.advance(seconds=31)
+    mine.tick()
+    assert jobs(core)[0].state == JobState.DOING.value
+    assert Worker(core, queue, name="other").queue.reap() == 1
+    assert jobs(core)[0].state == JobState.TODO.value
+    queue.heartbeat([job_id], "busy")  # the late beat
+    [row] = jobs(core)
+    assert (row.state, row.worker) == (JobState.TODO.value, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -929,3 +930,115 @@ def test_a_sync_reports_its_progress_account_by_account(
     reading = [event for event in heard if event[0].startswith("reading ")]
     assert [(done, total) for _, done, total in reading] == [(0, 3), (1, 3), (2, 3)]
     assert heard[-1] == ("done", 3, 3)
+
+
+# --- how long to wait before reading a refresh job ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expected", "first_wait", "reads", "took", "learnt"),
+    [
+        (None, 0.0, 3, 16.25, 16.25),  # nothing learnt yet: the job took at most 16.25 s
+        (10.0, 10.0, 1, 10.2, 9.9),  # one read was enough: perhaps the job ended earlier
+        (90.0, 60.0, 1, 60.2, 59.598),  # the wait was cut short and still enough
+        (10.0, 10.0, 2, 12.0, 13.2),  # too early: at most 12 s, and a margin over it
+        (10.0, 0.0, 1, 0.0, 10.0),  # nothing measured (a stopped clock): keep what is known
+        (None, 0.0, 1, 0.0, None),
+    ],
+)
+def test_learnt_refresh_seconds(
+    expected: float | None, first_wait: float, reads: int, took: float, learnt: float | None
+) -> None:
+    assert sync.learnt_refresh_seconds(expected, first_wait, reads, took) == (
+        None if learnt is None else pytest.approx(learnt)
+    )
+
+
+def test_first_wait_is_the_learnt_time_left() -> None:
+    poller = sync.Poller(longest_first_wait=30)
+    assert poller.first_wait(None, 0) == 0
+    assert poller.first_wait(10, 0) == 10
+    assert poller.first_wait(10, 4) == 6
+    assert poller.first_wait(10, 12) == 0
+    assert poller.first_wait(90, 0) == 30
+    assert sync.Poller(learn=False).first_wait(10, 0) == 0
+
+
+def test_a_sync_waits_as_long_as_the_last_refresh_and_reads_the_job_once(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
+) -> None:
+    """The connect job teaches the login's refresh time; the sync then reads its job once."""
+    waits: list[float] = []
+
+    def ticking(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    clock.follow_real_time()
+
+    # Each job step takes 0.3 s: a refresh (log in, download) takes 0.6 s.
+    started = connect.start_connection(
+        core,
+        admin,
+        institution_id(core, admin, "Sophtron Bank NoMFA"),
+        "learn+job-seconds=0.3+accounts=2+years=0.1",
+        "bank-password",
+    )
+    view = connect.wait_for_connection(core, started.id, interval=0.05, timeout=10, sleep=ticking)
+    assert view.status is ConnectionStatus.CONNECTED
+    learnt = connection_row(core, view.id).refresh_seconds
+    assert learnt is not None
+    assert 0.6 <= learnt < 2
+    link.link_all(core, admin, view.id, history_days=30)
+    advance(engine_sandbox, clock, 1)
+    reset_stats(engine_sandbox)
+    waits.clear()
+
+    run = sync.sync_connection(
+        core, view.id, poller=sync.Poller(interval=0.05, maximum=0.1, sleep=ticking)
+    )
+
+    assert run.status is RunStatus.SUCCEEDED
+    # The wait is what is left of the learnt time once the refresh has been asked for.
+    assert waits == [pytest.approx(learnt, abs=0.05)]
+    seen = stats(engine_sandbox)
+    assert calls(seen, JOB) == 1
+    assert (
+        run.requests
+        == 1 + 1 + 1 + 2
+        == sum(sum(counts.values()) for counts in seen["routes"].values())
+    )
+    assert connection_row(core, view.id).refresh_seconds == pytest.approx(learnt * sync.SHORTEN)
+
+    # A guess that is too short costs job reads, and the login learns a longer one.
+    with core.session() as session:
+        row = session.get(Connection, view.id)
+        assert row is not None
+        row.refresh_seconds = 0.1
+    advance(engine_sandbox, clock, 1)
+    reset_stats(engine_sandbox)
+    waits.clear()
+
+    run = sync.sync_connection(
+        core, view.id, poller=sync.Poller(interval=0.05, maximum=0.1, sleep=ticking)
+    )
+
+    assert run.status is RunStatus.SUCCEEDED
+    assert waits[0] == pytest.approx(0.1, abs=0.05)
+    assert calls(stats(engine_sandbox), JOB) == len(waits) >= 2
+    relearnt = connection_row(core, view.id).refresh_seconds
+    assert relearnt is not None
+    assert relearnt >= 0.6 * sync.MARGIN
+
+    # A poller that does not learn reads the job at once.
+    advance(engine_sandbox, clock, 1)
+    reset_stats(engine_sandbox)
+    waits.clear()
+
+    run = sync.sync_connection(
+        core, view.id, poller=sync.Poller(interval=0.05, maximum=0.1, learn=False, sleep=ticking)
+    )
+
+    assert run.status is RunStatus.SUCCEEDED
+    assert waits[0] == pytest.approx(0.05)
+    assert calls(stats(engine_sandbox), JOB) == len(waits) + 1 >= 2

@@ -10,7 +10,7 @@ import click
 
 from ..core import secrets
 from ..core.app import Core
-from ..jobs import LocalQueue, Worker
+from ..jobs import MAX_CONCURRENCY, LocalQueue, Worker, pool_size_for
 from ..store import create_engine, head_revision, upgrade_url
 from ..store.copy import copy_database
 from .context import EXIT_FAILED, emit, json_option, print_table, settings_of
@@ -132,7 +132,7 @@ def secrets_rotate(ctx: click.Context) -> None:
     "--concurrency",
     default=2,
     show_default=True,
-    type=click.IntRange(1, 64),
+    type=click.IntRange(1, MAX_CONCURRENCY),
     help="Jobs run at the same time.",
 )
 @click.option("--burst", is_flag=True, help="Run the jobs that are due, then exit.")
@@ -144,7 +144,7 @@ def worker(ctx: click.Context, concurrency: int, burst: bool) -> None:
     and a worker that dies is replaced by the others (its jobs run again).
     """
     settings = settings_of(ctx)
-    core = Core.open(settings)
+    core = Core.open(settings, pool_size=pool_size_for(concurrency))
     if settings.jobs == "procrastinate":
         from ..jobs.pg import ProcrastinateQueue
 

@@ -6,7 +6,7 @@ import click
 import uvicorn
 
 from ..core.app import Core
-from ..jobs import LocalQueue, Worker
+from ..jobs import MAX_CONCURRENCY, LocalQueue, Worker, pool_size_for
 from ..sandbox import SandboxConfig, SandboxServer, new_credentials
 from ..web import create_app
 from .context import settings_of
@@ -36,7 +36,7 @@ from .context import settings_of
     "--concurrency",
     default=2,
     show_default=True,
-    type=click.IntRange(1, 64),
+    type=click.IntRange(1, MAX_CONCURRENCY),
     help="Jobs the in-process worker runs at the same time.",
 )
 @click.pass_context
@@ -71,7 +71,7 @@ def serve(
             f"Sandbox Sophtron at {sandbox.url} (User ID {user_id}); saving credentials "
             "with empty fields uses it."
         )
-    core = Core.open(settings)
+    core = Core.open(settings, pool_size=pool_size_for(concurrency))
     app = create_app(core)
     worker: Worker | None = None
     threads = []

@@ -68,10 +68,15 @@ class Core:
         *,
         migrate: bool | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
+        pool_size: int | None = None,
         **sophtron_options: object,
     ) -> Core:
-        """Connect to the database (running migrations in the embedded mode, or when asked)."""
-        engine = create_engine(settings.url)
+        """Connect to the database (running migrations in the embedded mode, or when asked).
+
+        ``pool_size``: database connections kept open for threads that work at once (a worker
+        passes its concurrency); SQLAlchemy's default of 5, plus 10 more when busy, otherwise.
+        """
+        engine = create_engine(settings.url, **({"pool_size": pool_size} if pool_size else {}))
         if migrate if migrate is not None else settings.embedded:
             upgrade(engine)
         if settings.secret_key:

@@ -318,6 +318,11 @@ def apply_job_status(
     connection.challenge_kind = None
     connection.challenge_enc = None
     if status.state is JobState.SUCCEEDED:
+        if connection.job_purpose == "connect" and connection.job_started_at is not None:
+            # A first guess at how long the bank takes to refresh this login: the connect job,
+            # from its start or from the last answer a person gave (answers restart the clock).
+            took = (core.now() - connection.job_started_at).total_seconds()
+            connection.refresh_seconds = took if took > 0 else connection.refresh_seconds
         connection.data_fresh_at = core.now()
         connection.last_error = connection.last_error_code = None
         if connection.job_purpose == "connect":

@@ -27,12 +27,15 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from ..sophtron.models import Transaction as SophtronTransaction
 from ..store.models import Account, Transaction, TxnStatus
+
+_TABLE = cast(Table, Transaction.__table__)
 
 #: ISO 4217 currencies without minor units; the rest used here have two.
 _ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "XAF", "XOF", "UGX", "PYG", "RWF"}
@@ -272,7 +275,7 @@ def import_transactions(
     fresh: list[dict[str, object]] = []
     orphans = [item for item in stored if not item.matched and not (item.ids & set(arrivals))]
     for incoming in unmatched:
-        found = _find(orphans, incoming)
+        found = _find(orphans, incoming) if orphans else None
         if found is not None:
             found.matched = True
             _apply(found.row, incoming)
@@ -301,7 +304,8 @@ def import_transactions(
             counts.removed += 1
     session.flush()
     if fresh:
-        session.execute(insert(Transaction), fresh)
+        # A Core insert of plain dicts: no ORM objects and no per-row ORM bookkeeping.
+        session.execute(insert(_TABLE), fresh)
     return counts
 
 
@@ -326,17 +330,27 @@ def _find(orphans: Sequence[_Stored], incoming: Incoming) -> _Stored | None:
 
 
 def _known_ids(session: Session, account: Account, ids: set[str]) -> dict[str, Transaction]:
+    """The account's rows (any date) whose provider id is one of ``ids``."""
     if not ids:
         return {}
+    if len(ids) <= _CHUNK:
+        wanted = select(Transaction).where(
+            Transaction.account_id == account.id, Transaction.provider_id.in_(sorted(ids))
+        )
+        return {row.provider_id: row for row in session.scalars(wanted) if row.provider_id}
+    # Many ids (a first sync of a long history): one pass over the account's ids costs less
+    # than lists of thousands of parameters, which the database parses anew each time.
+    everything = select(Transaction.id, Transaction.provider_id).where(
+        Transaction.account_id == account.id, Transaction.provider_id.is_not(None)
+    )
+    matches = sorted(
+        row_id for row_id, provider_id in session.execute(everything) if provider_id in ids
+    )
     found: dict[str, Transaction] = {}
-    ordered = sorted(ids)
-    for index in range(0, len(ordered), _CHUNK):
+    for index in range(0, len(matches), _CHUNK):
         rows = session.scalars(
-            select(Transaction).where(
-                Transaction.account_id == account.id,
-                Transaction.provider_id.in_(ordered[index : index + _CHUNK]),
-            )
-        ).all()
+            select(Transaction).where(Transaction.id.in_(matches[index : index + _CHUNK]))
+        )
         found.update((row.provider_id, row) for row in rows if row.provider_id)
     return found
 

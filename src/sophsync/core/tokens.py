@@ -15,6 +15,10 @@ from .app import Core
 from .families import Actor
 
 PREFIX = "sps_"
+#: How exactly a token's ``last_used_at`` is kept: a token in steady use is written at most once
+#: a minute, not on every request (a write per request would queue every API call of a SQLite
+#: install behind one writer).
+LAST_USED_PRECISION = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ def actor_for_token(core: Core, token: str) -> Actor | None:
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token)))
         if row is None:
             return None
-        row.last_used_at = core.now()
+        now = core.now()
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
+            row.last_used_at = now
         user = session.get(User, row.user_id)
         return Actor.of(user) if user is not None else None

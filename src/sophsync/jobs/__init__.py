@@ -15,7 +15,28 @@ from .tasks import Queue, Retry, defer_poll, defer_sync
 if TYPE_CHECKING:
     from ..core.app import Core
 
-__all__ = ["LocalQueue", "Queue", "Retry", "Worker", "create_queue", "defer_poll", "defer_sync"]
+__all__ = [
+    "MAX_CONCURRENCY",
+    "LocalQueue",
+    "Queue",
+    "Retry",
+    "Worker",
+    "create_queue",
+    "defer_poll",
+    "defer_sync",
+    "pool_size_for",
+]
+
+#: The most jobs one process runs at once (``--concurrency``). A sync spends most of its time
+#: waiting for the bank, so hundreds fit in one process; each running job may hold a database
+#: connection, so on PostgreSQL keep workers x concurrency under the server's max_connections.
+MAX_CONCURRENCY = 500
+
+
+def pool_size_for(concurrency: int) -> int:
+    """Database connections a process running ``concurrency`` jobs keeps: one per job, and a
+    few for the dispatcher, the heartbeat and the web pages."""
+    return concurrency + 5
 
 
 def create_queue(core: Core) -> Queue:

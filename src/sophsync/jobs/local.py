@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import and_, exists, select, update
@@ -72,60 +73,92 @@ class LocalQueue:
 
     def claim(self, worker: str) -> Job | None:
         """Take the next due job whose lock is free, or ``None``."""
+        claimed = self.claim_many(worker, 1)
+        return claimed[0] if claimed else None
+
+    def claim_many(self, worker: str, limit: int) -> list[Job]:
+        """Take up to ``limit`` due jobs whose locks are free, oldest first, in one statement.
+
+        No two of them share a lock. A job whose lock another worker took meanwhile goes back.
+        """
         now = self.core.now()
         running = aliased(Job)
         lock_busy = exists().where(
             and_(running.lock == Job.lock, running.state == JobState.DOING.value)
         )
         with self.core.session() as session:
-            candidates = session.scalars(
-                select(Job.id)
+            candidates = session.execute(
+                select(Job.id, Job.lock)
                 .where(Job.state == JobState.TODO.value, Job.run_at <= now)
                 .where((Job.lock.is_(None)) | ~lock_busy)
                 .order_by(Job.run_at, Job.id)
-                .limit(5)
+                .limit(limit * 2 + 3)
             ).all()
-        for job_id in candidates:
-            with self.core.session() as session:
-                claimed = session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.state == JobState.TODO.value)
-                    .values(
-                        state=JobState.DOING.value,
-                        worker=worker,
-                        heartbeat_at=now,
-                        attempts=Job.attempts + 1,
-                    )
-                ).rowcount  # type: ignore[attr-defined]
-                if not claimed:
+        wanted: list[int] = []
+        locks: set[str] = set()
+        for job_id, lock in candidates:
+            if lock is not None:
+                if lock in locks:
                     continue
-                job = session.get(Job, job_id)
-                if job is not None and job.lock is not None:
-                    busy = session.scalar(
-                        select(Job.id).where(
-                            Job.lock == job.lock,
-                            Job.state == JobState.DOING.value,
-                            Job.id != job_id,
-                        )
+                locks.add(lock)
+            wanted.append(job_id)
+            if len(wanted) == limit:
+                break
+        if not wanted:
+            return []
+        with self.core.session() as session:
+            claimed = session.scalars(
+                update(Job)
+                .where(Job.id.in_(wanted), Job.state == JobState.TODO.value)
+                .values(
+                    state=JobState.DOING.value,
+                    worker=worker,
+                    heartbeat_at=now,
+                    attempts=Job.attempts + 1,
+                )
+                .returning(Job.id)
+            ).all()
+            if not claimed:
+                return []
+            jobs = session.scalars(select(Job).where(Job.id.in_(claimed)).order_by(Job.id)).all()
+            taken = {job.lock for job in jobs if job.lock is not None}
+            busy = set(
+                session.scalars(
+                    select(Job.lock).where(
+                        Job.lock.in_(taken),
+                        Job.state == JobState.DOING.value,
+                        Job.id.not_in(claimed),
                     )
-                    if busy is not None:  # lost a race for the lock: put it back
-                        job.state = JobState.TODO.value
-                        job.attempts -= 1
-                        continue
-                return job
-        return None
+                )
+            )
+            result = []
+            for job in jobs:
+                if job.lock in busy:  # lost a race for the lock: put it back
+                    job.state = JobState.TODO.value
+                    job.worker = None
+                    job.attempts -= 1
+                else:
+                    result.append(job)
+            return result
 
     def finish(
         self,
         job_id: int,
         *,
+        worker: str | None = None,
         error: str | None = None,
         retry_in: float | None = None,
         result: str | None = None,
     ) -> None:
+        """Record how a job ended. With ``worker``, only while that worker still holds it: a
+        job the reaper took from a worker that seemed dead, and another worker now runs, is
+        not the first worker's to finish."""
         with self.core.session() as session:
             job = session.get(Job, job_id)
             if job is None:
+                return
+            if worker is not None and (job.worker != worker or job.state != JobState.DOING.value):
+                logger.warning("job %s was taken back from %s: not recorded", job_id, worker)
                 return
             if retry_in is not None and job.attempts < MAX_ATTEMPTS:
                 job.state = JobState.TODO.value
@@ -141,21 +174,26 @@ class LocalQueue:
                 job.finished_at = self.core.now()
             job.worker = None
 
-    def heartbeat(self, job_ids: list[int]) -> None:
+    def heartbeat(self, job_ids: list[int], worker: str | None = None) -> None:
+        """Mark the jobs alive (with ``worker``: only those that worker still holds)."""
         if not job_ids:
             return
+        alive = update(Job).where(Job.id.in_(job_ids), Job.state == JobState.DOING.value)
+        if worker is not None:
+            alive = alive.where(Job.worker == worker)
         with self.core.session() as session:
-            session.execute(
-                update(Job).where(Job.id.in_(job_ids)).values(heartbeat_at=self.core.now())
-            )
+            session.execute(alive.values(heartbeat_at=self.core.now()))
 
-    def reap(self) -> int:
-        """Put back jobs whose worker stopped beating; release what they held."""
+    def reap(self, running: Collection[int] = ()) -> int:
+        """Put back jobs whose worker stopped beating; release what they held. ``running``:
+        jobs the caller itself runs, alive whatever their heartbeat says (a busy worker's beat
+        may be late; it must not take its own work for dead)."""
         cutoff = self.core.now() - dt.timedelta(seconds=self.stall_seconds)
+        stale = select(Job).where(Job.state == JobState.DOING.value, Job.heartbeat_at < cutoff)
+        if running:
+            stale = stale.where(Job.id.not_in(sorted(running)))
         with self.core.session() as session:
-            stalled = session.scalars(
-                select(Job).where(Job.state == JobState.DOING.value, Job.heartbeat_at < cutoff)
-            ).all()
+            stalled = session.scalars(stale).all()
             for job in stalled:
                 logger.warning(
                     "job %s (%s) stalled on %s; running it again", job.id, job.task, job.worker
@@ -195,7 +233,13 @@ def job_owner(job_id: int) -> str:
 
 
 class Worker:
-    """Runs jobs from a :class:`LocalQueue` on ``concurrency`` threads until stopped."""
+    """Runs jobs from a :class:`LocalQueue`, up to ``concurrency`` at a time, until stopped.
+
+    One dispatcher thread claims as many due jobs as there are free slots (one statement) and
+    runs each on a thread of its own; a job that ends frees its slot and wakes the dispatcher.
+    An idle worker reads the queue every ``idle_seconds``. A heartbeat thread beats for the
+    running jobs and does the housekeeping.
+    """
 
     def __init__(
         self,
@@ -213,37 +257,54 @@ class Worker:
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
         self.stop_event = threading.Event()
         self._active: set[int] = set()
-        self._guard = threading.Lock()
+        self._guard = threading.Condition()
+        self._wake = threading.Event()
 
-    def run_one(self, slot: str) -> bool:
-        """Claim and run one job; False when none was due."""
-        job = self.queue.claim(f"{self.name}/{slot}")
+    def run_one(self) -> bool:
+        """Claim and run one job on this thread; False when none was due."""
+        job = self.queue.claim(self.name)
         if job is None:
             return False
         with self._guard:
             self._active.add(job.id)
+        self._run(job)
+        return True
+
+    @property
+    def running(self) -> int:
+        """Jobs running now."""
+        with self._guard:
+            return len(self._active)
+
+    def _run(self, job: Job) -> None:
+        """Run a claimed job (already counted in ``_active``) and record how it ended."""
+        worker = job.worker
         try:
             args = json.loads(job.args)
             result = tasks.run_task(self.core, self.queue, job_owner(job.id), job.task, args)
         except tasks.Retry as retry:
-            self.queue.finish(job.id, error=retry.reason, retry_in=retry.delay)
+            self.queue.finish(job.id, worker=worker, error=retry.reason, retry_in=retry.delay)
         except Exception as error:  # a bug or an outage: recorded, retried with back-off
             logger.exception("job %s (%s) failed", job.id, job.task)
             self.queue.finish(
                 job.id,
+                worker=worker,
                 error=f"{type(error).__name__}: {error}",
                 retry_in=min(3600.0, 30.0 * 2**job.attempts),
             )
         else:
-            self.queue.finish(job.id, result=result)
+            self.queue.finish(job.id, worker=worker, result=result)
         finally:
             with self._guard:
                 self._active.discard(job.id)
-        return True
+                self._guard.notify_all()
+            self._wake.set()
 
     def tick(self) -> None:
         """Housekeeping between jobs: reap, and schedule the daily syncs once per day."""
-        self.queue.reap()
+        with self._guard:
+            running = set(self._active)
+        self.queue.reap(running)
         now = self.core.now()
         if tasks.due_connections(self.core, now) and self.queue.once_per(
             "schedule_syncs", now.strftime("%Y-%m-%dT%H")
@@ -253,43 +314,60 @@ class Worker:
     def run_until_idle(self, timeout: float = 60.0) -> None:
         """Run jobs on this thread until none is due (tests, ``sophsync sync``)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.run_one("main"):
+        while time.monotonic() < deadline and self.run_one():
             pass
 
-    def _loop(self, slot: str) -> None:
+    def _dispatch(self) -> None:
         while not self.stop_event.is_set():
-            try:
-                ran = self.run_one(slot)
-            except Exception:
-                logger.exception("worker %s/%s could not fetch a job", self.name, slot)
-                ran = False
-            if not ran:
-                self.stop_event.wait(self.idle_seconds)
+            self._wake.clear()
+            with self._guard:
+                free = self.concurrency - len(self._active)
+            jobs: list[Job] = []
+            if free > 0:
+                try:
+                    jobs = self.queue.claim_many(self.name, free)
+                except Exception:
+                    logger.exception("worker %s could not fetch a job", self.name)
+            for job in jobs:
+                with self._guard:
+                    self._active.add(job.id)
+                threading.Thread(
+                    target=self._run, args=(job,), daemon=True, name=f"{self.name}/job-{job.id}"
+                ).start()
+            if free > 0 and len(jobs) == free:
+                continue  # every slot filled: there may be more due at once
+            # Nothing more is due, or every slot is busy: wait for a job to end or for time.
+            self._wake.wait(self.idle_seconds)
 
     def _beat(self) -> None:
         while not self.stop_event.wait(min(10.0, self.queue.stall_seconds / 3)):
             with self._guard:
                 active = list(self._active)
             try:
-                self.queue.heartbeat(active)
+                self.queue.heartbeat(active, self.name)
                 self.tick()
             except Exception:
                 logger.exception("worker %s housekeeping failed", self.name)
 
     def start(self) -> list[threading.Thread]:
+        """Start the dispatcher and the heartbeat; the threads to pass to :meth:`stop`."""
         threads = [
-            threading.Thread(
-                target=self._loop, args=(str(i),), daemon=True, name=f"{self.name}/{i}"
-            )
-            for i in range(self.concurrency)
+            threading.Thread(target=self._dispatch, daemon=True, name=f"{self.name}/dispatch"),
+            threading.Thread(target=self._beat, daemon=True, name=f"{self.name}/beat"),
         ]
-        threads.append(threading.Thread(target=self._beat, daemon=True, name=f"{self.name}/beat"))
         self.tick()
         for thread in threads:
             thread.start()
         return threads
 
     def stop(self, threads: list[threading.Thread], timeout: float = 30.0) -> None:
+        """Take no more jobs, and wait up to ``timeout`` seconds for the running ones."""
+        deadline = time.monotonic() + timeout
         self.stop_event.set()
+        self._wake.set()
         for thread in threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._guard:
+            self._guard.wait_for(
+                lambda: not self._active, timeout=max(0.0, deadline - time.monotonic())
+            )

@@ -30,6 +30,7 @@ _CURRENCY_SYMBOLS = {
 }
 DEFAULT_CURRENCY = "USD"
 
+_CODE = re.compile(r"[A-Za-z]{3}")
 _AMOUNT_NOISE = re.compile(r"[\s,]|US\$|CA\$|C\$|A\$|MX\$|\$|€|£|¥|₹|\b[A-Z]{3}\b")
 
 
@@ -37,14 +38,19 @@ def currency_code(value: object) -> str:
     """ISO 4217 code for a Sophtron currency field (a symbol such as ``"$"``, or a code)."""
     if value is None:
         return DEFAULT_CURRENCY
-    text = str(value).strip()
+    return _currency_code(str(value).strip())
+
+
+@functools.lru_cache(maxsize=512)
+def _currency_code(text: str) -> str:
+    """``currency_code`` of a stripped text; a few values recur in every reply, so it is kept."""
     if not text:
         return DEFAULT_CURRENCY
     if text.upper() in _CURRENCY_SYMBOLS:
         return _CURRENCY_SYMBOLS[text.upper()]
     if text in _CURRENCY_SYMBOLS:
         return _CURRENCY_SYMBOLS[text]
-    if re.fullmatch(r"[A-Za-z]{3}", text):
+    if _CODE.fullmatch(text):
         return text.upper()
     raise ValueError(f"unknown currency {text!r}")
 

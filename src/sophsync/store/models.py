@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -193,6 +194,9 @@ class Connection(Base):
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: When a Sophtron job for this login last succeeded (its data was fresh then).
     data_fresh_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: About how long the bank takes to refresh this login (seconds), learnt from its jobs: a
+    #: sync waits this long before its first job read.
+    refresh_seconds: Mapped[float | None] = mapped_column(Float)
     lock_owner: Mapped[str | None] = mapped_column(String(100))
     lock_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
