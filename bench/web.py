@@ -126,7 +126,6 @@ def web_load(record: Record, count: int = 100_000) -> None:
         load_on(record, "postgresql", Path(folder), url, count)
 
 
-@contextlib.contextmanager
 def load_on(record: Record, backend: str, data_dir: Path, url: str, count: int) -> None:
     core = Core.open(Settings(data_dir=data_dir, database_url=url), migrate=True)
     try:

@@ -38,12 +38,13 @@ def currency_code(value: object) -> str:
     """ISO 4217 code for a Sophtron currency field (a symbol such as ``"$"``, or a code)."""
     if value is None:
         return DEFAULT_CURRENCY
-    return _currency_code(str(value).strip())
+    return _currency_code(value if isinstance(value, str) else str(value))
 
 
 @functools.lru_cache(maxsize=512)
-def _currency_code(text: str) -> str:
-    """``currency_code`` of a stripped text; a few values recur in every reply, so it is kept."""
+def _currency_code(given: str) -> str:
+    """``currency_code`` of a text; a few values recur in every reply, so it is kept."""
+    text = given.strip()
     if not text:
         return DEFAULT_CURRENCY
     if text.upper() in _CURRENCY_SYMBOLS:
