@@ -51,13 +51,15 @@ from tests.reliability.conftest import (
 SEED = int(os.environ.get("SOPHSYNC_CRASH_SEED", "20261121"))
 KILLS = 60 if LONG else 20
 LOGINS = 8 if LONG else 5
-USERNAME = "crash{n}+accounts=4+years=1+job-seconds=0.1"
+#: Each bank job step takes 0.5 s, so that a sync (a refresh of two steps, then four accounts
+#: read) runs long enough for most kills to land inside one.
+USERNAME = "crash{n}+accounts=4+years=1+job-seconds=0.5"
 #: Seconds a dead worker's job waits before the next worker runs it again. Small, to keep the
 #: test short, but not so small that a live worker starved of CPU on a busy machine misses a
 #: heartbeat and is taken for dead (see the note on self-reaping in docs/reliability.md).
 STALL_SECONDS = 4
 #: How long the worker is let run after it claimed a job before it is killed.
-KILL_AFTER = (0.0, 1.5)
+KILL_AFTER = (0.0, 1.0)
 #: Rounds of syncs (each queues a sync of every login); the kills are spread over them, at most
 #: this many in one round, so that the later rounds (after the world moved on) meet kills too.
 PER_ROUND = KILLS // 2
