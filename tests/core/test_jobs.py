@@ -278,7 +278,7 @@ def test_a_busy_worker_does_not_take_its_own_running_job_for_dead(core: Core, cl
     job_id = queue.defer("schedule_syncs")
     job = queue.claim("busy")
     assert job is not None
-    mine._active.add(job.id)  # running on one of its threads
+    mine._hold(job)  # running on one of its threads
     clock.advance(seconds=31)
     mine.tick()
     assert jobs(core)[0].state == JobState.DOING.value

@@ -990,15 +990,19 @@ def test_a_sync_waits_as_long_as_the_last_refresh_and_reads_the_job_once(
     assert learnt is not None
     assert 0.6 <= learnt < 2
     link.link_all(core, admin, view.id, history_days=30)
-    advance(engine_sandbox, clock, 1)
-    reset_stats(engine_sandbox)
-    waits.clear()
 
-    run = sync.sync_connection(
-        core, view.id, poller=sync.Poller(interval=0.05, maximum=0.1, sleep=ticking)
-    )
+    def next_day_sync(*, learn: bool = True) -> sync.SyncRunView:
+        """A day later (stale data: a refresh at the bank), with fresh counters and waits."""
+        advance(engine_sandbox, clock, 1)
+        reset_stats(engine_sandbox)
+        waits.clear()
+        poller = sync.Poller(interval=0.05, maximum=0.1, learn=learn, sleep=ticking)
+        run = sync.sync_connection(core, view.id, poller=poller)
+        assert run.status is RunStatus.SUCCEEDED
+        return run
 
-    assert run.status is RunStatus.SUCCEEDED
+    run = next_day_sync()
+
     # The wait is what is left of the learnt time once the refresh has been asked for.
     assert waits == [pytest.approx(learnt, abs=0.05)]
     seen = stats(engine_sandbox)
@@ -1015,15 +1019,8 @@ def test_a_sync_waits_as_long_as_the_last_refresh_and_reads_the_job_once(
         row = session.get(Connection, view.id)
         assert row is not None
         row.refresh_seconds = 0.1
-    advance(engine_sandbox, clock, 1)
-    reset_stats(engine_sandbox)
-    waits.clear()
+    next_day_sync()
 
-    run = sync.sync_connection(
-        core, view.id, poller=sync.Poller(interval=0.05, maximum=0.1, sleep=ticking)
-    )
-
-    assert run.status is RunStatus.SUCCEEDED
     assert waits[0] == pytest.approx(0.1, abs=0.05)
     assert calls(stats(engine_sandbox), JOB) == len(waits) >= 2
     relearnt = connection_row(core, view.id).refresh_seconds
@@ -1031,14 +1028,7 @@ def test_a_sync_waits_as_long_as_the_last_refresh_and_reads_the_job_once(
     assert relearnt >= 0.6 * sync.MARGIN
 
     # A poller that does not learn reads the job at once.
-    advance(engine_sandbox, clock, 1)
-    reset_stats(engine_sandbox)
-    waits.clear()
+    next_day_sync(learn=False)
 
-    run = sync.sync_connection(
-        core, view.id, poller=sync.Poller(interval=0.05, maximum=0.1, learn=False, sleep=ticking)
-    )
-
-    assert run.status is RunStatus.SUCCEEDED
     assert waits[0] == pytest.approx(0.05)
     assert calls(stats(engine_sandbox), JOB) == len(waits) + 1 >= 2

@@ -38,6 +38,7 @@ from sophsync.store.models import (
     Connection,
     ConnectionStatus,
     ProviderAccount,
+    SyncRun,
     Transaction,
     TxnStatus,
 )
@@ -200,6 +201,15 @@ def assert_store_equals_truth(core: Core, sandbox: SandboxServer) -> int:
     shown = "\n".join(problems[:20])
     assert not problems, f"{len(problems)} difference(s) from /_sandbox/truth:\n{shown}"
     return sum(sum(rows.values()) for rows in truth.values())
+
+
+def latest_runs(core: Core) -> dict[int, str]:
+    """The status of each connection's latest sync run."""
+    with core.session() as session:
+        rows = session.execute(
+            sa.select(SyncRun.connection_id, SyncRun.status).order_by(SyncRun.id)
+        ).all()
+    return {cid: status for cid, status in rows if cid is not None}
 
 
 def sandbox_stats(sandbox: SandboxServer) -> dict[str, Any]:

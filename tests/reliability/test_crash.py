@@ -45,6 +45,7 @@ from tests.reliability.conftest import (
     LONG,
     assert_store_equals_truth,
     connect_login,
+    latest_runs,
     sandbox_stats,
 )
 
@@ -252,14 +253,6 @@ def queue_round(core: Core, ids: list[int]) -> None:
     queue = LocalQueue(core)
     for connection_id in ids:
         defer_sync(queue, connection_id, trigger="scheduled")
-
-
-def latest_runs(core: Core) -> dict[int, str]:
-    with core.session() as session:
-        rows = session.execute(
-            sa.select(SyncRun.connection_id, SyncRun.status).order_by(SyncRun.id)
-        ).all()
-    return {cid: status for cid, status in rows if cid is not None}
 
 
 def run_to_the_end(core: Core, env: dict[str, str], log: Path, timeout: float = 120.0) -> None:

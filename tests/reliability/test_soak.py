@@ -29,13 +29,14 @@ from sophsync.core import credentials, families, sync
 from sophsync.core.app import Core
 from sophsync.sandbox import FaultSpec, SandboxServer
 from sophsync.sophtron import RetryPolicy
-from sophsync.store.models import Connection, RunStatus, SyncRun
+from sophsync.store.models import Connection, RunStatus
 from tests.conftest import ACCESS_KEY, USER_ID
 from tests.core.conftest import Clock
 from tests.reliability.conftest import (
     LONG,
     assert_store_equals_truth,
     connect_login,
+    latest_runs,
     sandbox_stats,
 )
 
@@ -80,15 +81,6 @@ def sync_until_done(core: Core, ids: list[int]) -> tuple[int, Counter[str]]:
     raise AssertionError(
         f"{len(todo)} connection(s) still fail after {ROUNDS} sync rounds: {dict(failures)}"
     )
-
-
-def latest_runs(core: Core) -> dict[int, str]:
-    """The status of each connection's latest sync run."""
-    with core.session() as session:
-        rows = session.execute(
-            sa.select(SyncRun.connection_id, SyncRun.status).order_by(SyncRun.id)
-        ).all()
-    return {cid: status for cid, status in rows if cid is not None}
 
 
 def advance(sandbox: SandboxServer, clock: Clock, days: int) -> None:

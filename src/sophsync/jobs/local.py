@@ -265,16 +265,23 @@ class Worker:
         job = self.queue.claim(self.name)
         if job is None:
             return False
-        with self._guard:
-            self._active.add(job.id)
+        self._hold(job)
         self._run(job)
         return True
 
     @property
     def running(self) -> int:
         """Jobs running now."""
+        return len(self._running_ids())
+
+    def _running_ids(self) -> list[int]:
         with self._guard:
-            return len(self._active)
+            return list(self._active)
+
+    def _hold(self, job: Job) -> None:
+        """Count a claimed job as running here (before it starts, so no slot is given twice)."""
+        with self._guard:
+            self._active.add(job.id)
 
     def _run(self, job: Job) -> None:
         """Run a claimed job (already counted in ``_active``) and record how it ended."""
@@ -302,9 +309,7 @@ class Worker:
 
     def tick(self) -> None:
         """Housekeeping between jobs: reap, and schedule the daily syncs once per day."""
-        with self._guard:
-            running = set(self._active)
-        self.queue.reap(running)
+        self.queue.reap(self._running_ids())
         now = self.core.now()
         if tasks.due_connections(self.core, now) and self.queue.once_per(
             "schedule_syncs", now.strftime("%Y-%m-%dT%H")
@@ -320,8 +325,7 @@ class Worker:
     def _dispatch(self) -> None:
         while not self.stop_event.is_set():
             self._wake.clear()
-            with self._guard:
-                free = self.concurrency - len(self._active)
+            free = self.concurrency - self.running
             jobs: list[Job] = []
             if free > 0:
                 try:
@@ -329,8 +333,7 @@ class Worker:
                 except Exception:
                     logger.exception("worker %s could not fetch a job", self.name)
             for job in jobs:
-                with self._guard:
-                    self._active.add(job.id)
+                self._hold(job)
                 threading.Thread(
                     target=self._run, args=(job,), daemon=True, name=f"{self.name}/job-{job.id}"
                 ).start()
@@ -341,10 +344,8 @@ class Worker:
 
     def _beat(self) -> None:
         while not self.stop_event.wait(min(10.0, self.queue.stall_seconds / 3)):
-            with self._guard:
-                active = list(self._active)
             try:
-                self.queue.heartbeat(active, self.name)
+                self.queue.heartbeat(self._running_ids(), self.name)
                 self.tick()
             except Exception:
                 logger.exception("worker %s housekeeping failed", self.name)
