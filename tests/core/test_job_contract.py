@@ -8,6 +8,7 @@ a refresh is reaped and another finishes its work, losing and duplicating nothin
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import os
@@ -150,6 +151,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 90.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """Ask workers to finish and exit (SIGTERM); one that is still running after 60 s fails
+    the test, and is killed so that it does not outlive it."""
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    try:
+        for worker in workers:
+            worker.wait(timeout=60)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+
 def test_a_duplicate_sync_is_refused_and_a_worker_runs_it(setup: Setup) -> None:
     connection_id = setup.connect_stale("contract-basic")
     queue = setup.queue()
@@ -162,10 +178,31 @@ def test_a_duplicate_sync_is_refused_and_a_worker_runs_it(setup: Setup) -> None:
     try:
         wait_until(lambda: any(run.finished_at for run in setup.runs()))
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60)
+        stop_workers([worker])
     assert [run.status for run in setup.runs()][:1] == [RunStatus.SUCCEEDED.value]
     assert local_copy(setup.core) == sandbox_copy(setup.sandbox)
+
+
+@pytest.mark.parametrize("setup", ["local-sqlite", "local-postgresql"], indirect=True)
+def test_a_stopping_worker_waits_for_its_sync_and_a_second_signal_stops_it_at_once(
+    setup: Setup,
+) -> None:
+    connection_id = setup.connect_stale("contract-stop")
+    state = setup.sandbox.app.state
+    state.config = dataclasses.replace(state.config, job_seconds=60.0)  # the refresh hangs on
+    defer_sync(setup.queue(), connection_id)
+    worker = setup.worker()
+    try:
+        wait_until(lambda: bool(setup.runs()))
+        worker.send_signal(signal.SIGTERM)
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=3)  # still finishing its sync
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(timeout=20) != 0  # well before the sync or the 30 s grace ends
+    finally:
+        worker.kill()
+        worker.wait()
+    assert [run.status for run in setup.runs()] == [RunStatus.RUNNING.value]
 
 
 def test_two_workers_racing_for_one_login(setup: Setup) -> None:
@@ -182,10 +219,7 @@ def test_two_workers_racing_for_one_login(setup: Setup) -> None:
     try:
         wait_until(lambda: len([r for r in setup.runs() if r.finished_at]) >= 2)
     finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            worker.wait(timeout=60)
+        stop_workers(workers)
     runs = setup.runs()
     assert all(run.status == RunStatus.SUCCEEDED.value for run in runs)
     for earlier, later in itertools.pairwise(runs):

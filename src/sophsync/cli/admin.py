@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
-from types import FrameType
 
 import click
 
@@ -127,6 +125,9 @@ def secrets_rotate(ctx: click.Context) -> None:
     click.echo(f"Re-encrypted {result.tokens} stored secret(s) with {where}.")
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 @click.command()
 @click.option(
     "--concurrency",
@@ -163,17 +164,18 @@ def worker(ctx: click.Context, concurrency: int, burst: bool) -> None:
             runner.tick()
             runner.run_until_idle(timeout=3600)
             return
-        stop = threading.Event()
-
-        def request_stop(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
-        threads = runner.start()
-        click.echo(f"Worker {runner.name} running {concurrency} job(s) at a time; Ctrl+C to stop.")
-        stop.wait()
-        click.echo("Stopping after the running jobs finish...")
+        # The stop signals are taken by this thread alone, with sigwait: no handler runs
+        # in the middle of other code, and every thread started below inherits the block.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            threads = runner.start()
+            click.echo(
+                f"Worker {runner.name} running {concurrency} job(s) at a time; Ctrl+C to stop."
+            )
+            signal.sigwait(STOP_SIGNALS)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a second one stops at once
+        click.echo("Stopping after the running jobs finish (Ctrl+C again to stop now)...")
         runner.stop(threads)
     finally:
         core.close()
