@@ -26,7 +26,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -347,12 +346,7 @@ def worker_main(argv: list[str]) -> None:
             ProcrastinateQueue(core).run_worker(concurrency=args.concurrency, wait=True)
         else:
             runner = Worker(core, LocalQueue(core), concurrency=args.concurrency)
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-            threads = runner.start()
-            print("ready", flush=True)  # noqa: T201
-            stop.wait()
-            runner.stop(threads)
+            runner.run_until_signalled(started=lambda: print("ready", flush=True))  # noqa: T201
     finally:
         core.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-
 import click
 
 from ..core import secrets
@@ -125,9 +123,6 @@ def secrets_rotate(ctx: click.Context) -> None:
     click.echo(f"Re-encrypted {result.tokens} stored secret(s) with {where}.")
 
 
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-
-
 @click.command()
 @click.option(
     "--concurrency",
@@ -164,18 +159,11 @@ def worker(ctx: click.Context, concurrency: int, burst: bool) -> None:
             runner.tick()
             runner.run_until_idle(timeout=3600)
             return
-        # The stop signals are taken by this thread alone, with sigwait: no handler runs
-        # in the middle of other code, and every thread started below inherits the block.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
-            threads = runner.start()
-            click.echo(
-                f"Worker {runner.name} running {concurrency} job(s) at a time; Ctrl+C to stop."
+        runner.run_until_signalled(
+            started=lambda: click.echo(
+                f"Worker {runner.name} running {concurrency} job(s) at a time; Ctrl+C to stop "
+                "(it finishes the running jobs first; Ctrl+C again to stop at once)."
             )
-            signal.sigwait(STOP_SIGNALS)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a second one stops at once
-        click.echo("Stopping after the running jobs finish (Ctrl+C again to stop now)...")
-        runner.stop(threads)
+        )
     finally:
         core.close()

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..errors import BadInput, NeedsUser, NotFound, Retryable
 from ..sophtron import Client, InvalidAccessKey, InvalidCredentials, SophtronError
@@ -45,13 +46,14 @@ def unique_customer_id(family_id: int) -> str:
     return f"sophsync-family-{family_id}"
 
 
-def _client(
+def client_for(
     core: Core,
     user_id: str,
     access_key: str,
     base_url: str | None,
     on_request: Callable[[str], None] | None = None,
 ) -> Client:
+    """A Sophtron client with these credentials (``base_url`` None: the configured one)."""
     return Client(
         user_id,
         access_key,
@@ -124,7 +126,7 @@ def save_credentials(
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise BadInput("The base URL must start with http:// or https://", field="base_url")
     meter = RequestMeter(core, actor.family_id)
-    with _client(core, user_id, access_key, base_url, meter.count) as client:
+    with client_for(core, user_id, access_key, base_url, meter.count) as client:
         try:
             client.health_check_auth()
             unique = unique_customer_id(actor.family_id)
@@ -211,10 +213,20 @@ def family_client(
 ) -> Client:
     """A Sophtron client with the family's stored credentials."""
     with core.session() as session:
-        stored = session.scalar(
-            select(ProviderCredentials).where(ProviderCredentials.family_id == family_id)
-        )
-        if stored is None:
-            raise NeedsUser(MISSING, code="no_credentials")
-        access_key = core.vault.decrypt_text(stored.access_key_enc)
-        return _client(core, stored.user_id, access_key, stored.base_url, on_request)
+        stored = stored_credentials(core, session, family_id)
+    if stored is None:
+        raise NeedsUser(MISSING, code="no_credentials")
+    return client_for(core, *stored, on_request)
+
+
+def stored_credentials(
+    core: Core, session: Session, family_id: int
+) -> tuple[str, str, str | None] | None:
+    """The family's Sophtron User ID, Access Key (decrypted) and base URL; None when none are
+    saved."""
+    stored = session.scalar(
+        select(ProviderCredentials).where(ProviderCredentials.family_id == family_id)
+    )
+    if stored is None:
+        return None
+    return stored.user_id, core.vault.decrypt_text(stored.access_key_enc), stored.base_url

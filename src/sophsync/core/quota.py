@@ -59,18 +59,23 @@ def add_usage(session: Session, family_id: int, month: str, count: int) -> None:
 def usage(core: Core, family_id: int, month: str | None = None) -> int:
     """Requests spent by a family in a month (default: this month)."""
     with core.session() as session:
-        count = session.scalar(
-            select(RequestUsage.count).where(
-                RequestUsage.family_id == family_id,
-                RequestUsage.month == (month or month_of(core.now())),
-            )
+        return usage_in(session, core, family_id, month)
+
+
+def usage_in(session: Session, core: Core, family_id: int, month: str | None = None) -> int:
+    """:func:`usage` inside the caller's transaction."""
+    count = session.scalar(
+        select(RequestUsage.count).where(
+            RequestUsage.family_id == family_id,
+            RequestUsage.month == (month or month_of(core.now())),
         )
-        return count or 0
+    )
+    return count or 0
 
 
-def check_budget(core: Core, family_id: int) -> None:
-    """Refuse scheduled work once the month's budget is spent."""
-    spent = usage(core, family_id)
+def within_budget(core: Core, spent: int) -> None:
+    """Refuse scheduled work once the month's budget is spent: :class:`QuotaExceeded` when
+    ``spent`` requests use it up."""
     budget = core.settings.monthly_budget
     if spent >= budget:
         raise QuotaExceeded(

@@ -38,10 +38,10 @@ from ..store.models import (
 )
 from .app import Core, load
 from .connect import apply_job_status, archive, upsert_provider_accounts
-from .credentials import family_client, sophtron_error
+from .credentials import MISSING, client_for, sophtron_error, stored_credentials
 from .families import Actor, require_admin
 from .importer import ImportCounts, import_transactions
-from .quota import RequestMeter, check_budget
+from .quota import RequestMeter, usage_in, within_budget
 
 #: A login whose Sophtron job succeeded this recently is not refreshed again.
 FRESH_SECONDS = 600.0
@@ -140,27 +140,38 @@ def learnt_refresh_seconds(
 
 def acquire_lock(core: Core, connection_id: int, owner: str) -> bool:
     """Take the connection's sync lock (atomic in the database); False when someone holds it."""
-    now = core.now()
-    expires = now + dt.timedelta(seconds=core.settings.lock_seconds)
     with core.session() as session:
-        result = session.execute(
-            update(Connection)
-            .where(
-                Connection.id == connection_id,
-                or_(Connection.lock_owner.is_(None), Connection.lock_expires_at < now),
-            )
-            .values(lock_owner=owner, lock_expires_at=expires)
+        return _lock(core, session, connection_id, owner)
+
+
+def _lock(core: Core, session: Session, connection_id: int, owner: str) -> bool:
+    now = core.now()
+    result = session.execute(
+        update(Connection)
+        .where(
+            Connection.id == connection_id,
+            or_(Connection.lock_owner.is_(None), Connection.lock_expires_at < now),
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        .values(
+            lock_owner=owner, lock_expires_at=now + dt.timedelta(seconds=core.settings.lock_seconds)
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release_lock(core: Core, connection_id: int, owner: str) -> None:
     with core.session() as session:
-        session.execute(
-            update(Connection)
-            .where(Connection.id == connection_id, Connection.lock_owner == owner)
-            .values(lock_owner=None, lock_expires_at=None)
-        )
+        _unlock(session, connection_id, owner)
+
+
+def _unlock(session: Session, connection_id: int, owner: str) -> None:
+    session.execute(
+        update(Connection)
+        .where(Connection.id == connection_id, Connection.lock_owner == owner)
+        .values(lock_owner=None, lock_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 #: Told how a sync goes: what it does now, accounts read so far, accounts to read.
@@ -182,31 +193,58 @@ def sync_connection(
     progress: ProgressCallback = _quiet,
 ) -> SyncRunView:
     """Sync one connection now. Raises :class:`Retryable` when another sync holds its lock.
-    ``progress`` hears of each step (the refresh, then each account read)."""
+    ``progress`` hears of each step (the refresh, then each account read).
+
+    A sync writes in few transactions: one takes the lock and starts the run, one records the
+    refresh job, one each job read, one the accounts and balances, one each account's
+    transactions, and one ends the run and gives the lock back.
+    """
     owner = owner or f"sync-{uuid.uuid4()}"
-    with core.session() as session:
-        connection = session.get(Connection, connection_id)
-        if connection is None:
-            raise NotFound(f"No connection {connection_id}")
-        family_id = connection.family_id
-    if not acquire_lock(core, connection_id, owner):
-        raise Retryable(
-            f"Connection {connection_id} is being synced already",
-            retry_after=30,
-            code="sync_in_progress",
-        )
+    start = _begin(core, connection_id, owner, trigger)
+    meter = RequestMeter(core, start.connection.family_id)
     try:
-        return _sync_locked(
-            core, connection_id, family_id, trigger, backfill_from, poller or Poller(), progress
-        )
-    finally:
+        outcome = _sync_locked(core, start, backfill_from, poller or Poller(), progress, meter)
+        return _finish(core, start, owner, meter, outcome)
+    except BaseException:
         release_lock(core, connection_id, owner)
+        raise
 
 
-def _start_run(core: Core, family_id: int, connection_id: int, trigger: str) -> int:
+@dataclass
+class _Start:
+    """What the sync's first transaction wrote and read, under the lock."""
+
+    run_id: int
+    #: The connection as it was when the lock was taken (detached: read, never written).
+    connection: Connection
+    #: Requests spent this month, for a scheduled sync's budget check.
+    spent: int | None
+    #: The family's Sophtron User ID, Access Key and base URL, or None when none are saved.
+    credentials: tuple[str, str, str | None] | None
+
+
+@dataclass
+class _Outcome:
+    status: RunStatus
+    error: SophsyncError | None = None
+    counts: ImportCounts | None = None
+    window: tuple[dt.date | None, dt.date | None] = (None, None)
+
+
+def _begin(core: Core, connection_id: int, owner: str, trigger: str) -> _Start:
+    """Take the lock, start the run, and read what the sync needs, in one transaction."""
     with core.session() as session:
+        if not _lock(core, session, connection_id, owner):
+            if session.get(Connection, connection_id) is None:
+                raise NotFound(f"No connection {connection_id}")
+            raise Retryable(
+                f"Connection {connection_id} is being synced already",
+                retry_after=30,
+                code="sync_in_progress",
+            )
+        connection = load(session, Connection, connection_id)
         run = SyncRun(
-            family_id=family_id,
+            family_id=connection.family_id,
             connection_id=connection_id,
             trigger=trigger,
             status=RunStatus.RUNNING.value,
@@ -214,53 +252,64 @@ def _start_run(core: Core, family_id: int, connection_id: int, trigger: str) -> 
         )
         session.add(run)
         session.flush()
-        return run.id
+        spent = usage_in(session, core, connection.family_id) if trigger == "scheduled" else None
+        return _Start(
+            run.id, connection, spent, stored_credentials(core, session, connection.family_id)
+        )
 
 
 def _finish(
-    core: Core,
-    run_id: int,
-    meter: RequestMeter,
-    status: RunStatus,
-    error: SophsyncError | None = None,
+    core: Core, start: _Start, owner: str, meter: RequestMeter, outcome: _Outcome
 ) -> SyncRunView:
+    """Record how the run ended, and give the lock back, in one transaction."""
     with core.session() as session:
-        run = load(session, SyncRun, run_id)
+        run = load(session, SyncRun, start.run_id)
         meter.flush(session)
-        run.status = status.value
+        run.status = outcome.status.value
         run.requests = meter.total
         run.finished_at = core.now()
+        error = outcome.error
         if error is not None:
             run.error = error.message
             run.error_code = error.code
+        if outcome.counts is not None:
+            counts = outcome.counts
+            run.added, run.updated = counts.added, counts.updated
+            run.unchanged, run.removed = counts.unchanged, counts.removed
+            run.window_start, run.window_end = outcome.window
+        connection = session.get(Connection, start.connection.id)
+        if connection is not None:
+            if outcome.status is RunStatus.SUCCEEDED:
+                connection.last_success_at = core.now()
+                connection.last_error = connection.last_error_code = None
+            elif outcome.status is RunStatus.FAILED and not isinstance(error, QuotaExceeded):
+                assert error is not None
+                connection.last_error = error.message
+                connection.last_error_code = error.code
+        _unlock(session, start.connection.id, owner)
         return SyncRunView.of(run)
 
 
 def _sync_locked(
     core: Core,
-    connection_id: int,
-    family_id: int,
-    trigger: str,
+    start: _Start,
     backfill_from: dt.date | None,
     poller: Poller,
     progress: ProgressCallback,
-) -> SyncRunView:
-    run_id = _start_run(core, family_id, connection_id, trigger)
-    meter = RequestMeter(core, family_id)
+    meter: RequestMeter,
+) -> _Outcome:
     try:
-        if trigger == "scheduled":
-            check_budget(core, family_id)
-        with core.session() as session:
-            connection = load(session, Connection, connection_id)
-            _check_syncable(connection)
-        with family_client(core, family_id, meter.count) as client:
+        if start.spent is not None:
+            within_budget(core, start.spent)
+        _check_syncable(start.connection)
+        if start.credentials is None:
+            raise NeedsUser(MISSING, code="no_credentials")
+        user_id, access_key, base_url = start.credentials
+        with client_for(core, user_id, access_key, base_url, meter.count) as client:
             try:
                 progress("refreshing at the bank", 0, 0)
-                if not _refresh(core, client, connection_id, run_id, poller):
-                    return _finish(
-                        core,
-                        run_id,
-                        meter,
+                if not _refresh(core, client, start, poller):
+                    return _Outcome(
                         RunStatus.NEEDS_INPUT,
                         NeedsUser(
                             "The bank asks for verification before it can sync: answer it, and the "
@@ -268,24 +317,11 @@ def _sync_locked(
                             code="requires_update",
                         ),
                     )
-                counts = _read(core, client, connection_id, run_id, backfill_from, meter, progress)
+                return _read(core, client, start, backfill_from, meter, progress)
             except SophtronError as error:
                 raise sophtron_error(error) from None
-        with core.session() as session:
-            run = load(session, SyncRun, run_id)
-            connection = load(session, Connection, connection_id)
-            run.added, run.updated = counts.added, counts.updated
-            run.unchanged, run.removed = counts.unchanged, counts.removed
-            connection.last_success_at = core.now()
-            connection.last_error = connection.last_error_code = None
-        return _finish(core, run_id, meter, RunStatus.SUCCEEDED)
     except SophsyncError as error:
-        with core.session() as session:
-            failed = session.get(Connection, connection_id)
-            if failed is not None and not isinstance(error, QuotaExceeded):
-                failed.last_error = error.message
-                failed.last_error_code = error.code
-        return _finish(core, run_id, meter, RunStatus.FAILED, error)
+        return _Outcome(RunStatus.FAILED, error)
 
 
 def _check_syncable(connection: Connection) -> None:
@@ -310,21 +346,21 @@ def _check_syncable(connection: Connection) -> None:
     )
 
 
-def _refresh(core: Core, client: Client, connection_id: int, run_id: int, poller: Poller) -> bool:
+def _refresh(core: Core, client: Client, start: _Start, poller: Poller) -> bool:
     """Have Sophtron refresh the login; False when the refresh waits for a person."""
-    with core.session() as session:
-        connection = load(session, Connection, connection_id)
-        resuming = connection.job_purpose == "sync" and connection.job_id is not None
-        fresh = (
-            connection.data_fresh_at is not None
-            and (core.now() - connection.data_fresh_at).total_seconds() < FRESH_SECONDS
-        )
-        if fresh and not resuming:
-            return True
-        login_id = connection.provider_login_id
-        job_id = connection.job_id if resuming else None
-        expected = connection.refresh_seconds
-        started_at = connection.job_started_at
+    connection_id, run_id = start.connection.id, start.run_id
+    connection = start.connection
+    resuming = connection.job_purpose == "sync" and connection.job_id is not None
+    fresh = (
+        connection.data_fresh_at is not None
+        and (core.now() - connection.data_fresh_at).total_seconds() < FRESH_SECONDS
+    )
+    if fresh and not resuming:
+        return True
+    login_id = connection.provider_login_id
+    job_id = connection.job_id if resuming else None
+    expected = connection.refresh_seconds
+    started_at = connection.job_started_at
     if job_id is None:
         assert login_id is not None
         job_id = client.refresh_user_institution(login_id).job_id
@@ -399,57 +435,61 @@ def window(core: Core, account: Account, backfill_from: dt.date | None) -> tuple
 def _read(
     core: Core,
     client: Client,
-    connection_id: int,
-    run_id: int,
+    start: _Start,
     backfill_from: dt.date | None,
     meter: RequestMeter,
     progress: ProgressCallback,
-) -> ImportCounts:
+) -> _Outcome:
+    connection = start.connection
+    assert connection.provider_login_id is not None
+    found = client.get_user_institution_accounts(connection.provider_login_id)
     with core.session() as session:
-        connection = load(session, Connection, connection_id)
-        assert connection.provider_login_id is not None
-        login_id = connection.provider_login_id
-    found = client.get_user_institution_accounts(login_id)
-    counts = ImportCounts()
-    with core.session() as session:
-        connection = load(session, Connection, connection_id)
-        archive(core, session, connection, run_id, "GetUserInstitutionAccounts", found)
-        provider_rows = upsert_provider_accounts(core, session, connection, found)
-        linked = [
-            (row.provider_account_id, row.account.id)
+        archive(core, session, connection, start.run_id, "GetUserInstitutionAccounts", found)
+        provider_rows = upsert_provider_accounts(
+            core, session, load(session, Connection, connection.id), found
+        )
+        # Each linked account with the dates to read for it.
+        reads = [
+            (
+                row.provider_account_id,
+                row.account.id,
+                row.account.name,
+                *window(core, row.account, backfill_from),
+            )
             for row in provider_rows
             if row.account is not None
         ]
         for row in provider_rows:
             if row.account is not None:
                 _update_balance(core, session, row.account, row)
-    first_day, last_day = None, None
-    for done, (provider_account_id, account_id) in enumerate(linked):
+    counts = ImportCounts()
+    for done, (provider_account_id, account_id, name, first, last) in enumerate(reads):
+        progress(f"reading {name}", done, len(reads))
+        transactions = client.get_transactions_by_transaction_date(provider_account_id, first, last)
         with core.session() as session:
             account = load(session, Account, account_id)
-            start, end = window(core, account, backfill_from)
-            progress(f"reading {account.name}", done, len(linked))
-        transactions = client.get_transactions_by_transaction_date(provider_account_id, start, end)
-        with core.session() as session:
-            account = load(session, Account, account_id)
-            connection = load(session, Connection, connection_id)
             archive(
-                core, session, connection, run_id, "GetTransactionsByTransactionDate", transactions
+                core,
+                session,
+                connection,
+                start.run_id,
+                "GetTransactionsByTransactionDate",
+                transactions,
             )
-            counts += import_transactions(session, account, transactions, start, end)
+            counts += import_transactions(session, account, transactions, first, last)
             account.last_synced_at = core.now()
             if backfill_from is not None and (
                 account.sync_start_date is None or backfill_from < account.sync_start_date
             ):
                 account.sync_start_date = backfill_from
             meter.flush(session)
-        first_day = start if first_day is None else min(first_day, start)
-        last_day = end if last_day is None else max(last_day, end)
-    progress("done", len(linked), len(linked))
-    with core.session() as session:
-        run = load(session, SyncRun, run_id)
-        run.window_start, run.window_end = first_day, last_day
-    return counts
+    progress("done", len(reads), len(reads))
+    starts, ends = [read[3] for read in reads], [read[4] for read in reads]
+    return _Outcome(
+        RunStatus.SUCCEEDED,
+        counts=counts,
+        window=(min(starts, default=None), max(ends, default=None)),
+    )
 
 
 def _update_balance(

@@ -13,10 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import signal
 import threading
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import and_, exists, select, update
@@ -29,6 +30,8 @@ from . import tasks
 logger = logging.getLogger("sophsync.jobs")
 
 MAX_ATTEMPTS = 8
+#: What stops a worker: Ctrl+C, or a service manager's stop.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 class LocalQueue:
@@ -360,6 +363,23 @@ class Worker:
         for thread in threads:
             thread.start()
         return threads
+
+    def run_until_signalled(self, started: Callable[[], None] = lambda: None) -> None:
+        """Run until SIGTERM or SIGINT (on the main thread), then stop as :meth:`stop` does; a
+        second signal stops the process at once. ``started`` is called once jobs are taken.
+
+        The signals are taken with ``sigwait`` by this thread alone: no handler runs in the
+        middle of other code, and every thread started here inherits the block.
+        """
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            threads = self.start()
+            started()
+            signal.sigwait(STOP_SIGNALS)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        logger.info("worker %s stopping: finishing %d running job(s)", self.name, self.running)
+        self.stop(threads)
 
     def stop(self, threads: list[threading.Thread], timeout: float = 30.0) -> None:
         """Take no more jobs, and wait up to ``timeout`` seconds for the running ones."""
