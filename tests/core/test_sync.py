@@ -679,6 +679,27 @@ def test_a_held_lock_refuses_a_second_sync(
         sync.sync_connection(core, 10_000, poller=FAST)
 
 
+def test_a_sync_that_breaks_gives_the_lock_back_and_never_shows_the_key(
+    core: Core, admin: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = connect_and_link(core, admin, username="broken+accounts=1+years=0.2")
+    seen: list[str] = []
+
+    def broken(core: Core, client: object, start: object, poller: object) -> bool:
+        seen.append(repr(start))
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sync, "_refresh", broken)
+    with pytest.raises(RuntimeError):
+        sync.sync_connection(core, view.id, poller=FAST)
+    assert connection_row(core, view.id).lock_owner is None
+    assert "run_id=" in seen[0]
+    assert ACCESS_KEY not in seen[0]
+
+    monkeypatch.undo()
+    assert sync.sync_connection(core, view.id, poller=FAST).status is RunStatus.SUCCEEDED
+
+
 def test_an_expired_lock_is_taken_over(core: Core, admin: Actor, clock: Clock) -> None:
     view = connect_and_link(core, admin, username="expired+accounts=1+years=0.2")
     assert sync.acquire_lock(core, view.id, "crashed-worker")

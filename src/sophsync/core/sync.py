@@ -20,7 +20,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -219,8 +219,9 @@ class _Start:
     connection: Connection
     #: Requests spent this month, for a scheduled sync's budget check.
     spent: int | None
-    #: The family's Sophtron User ID, Access Key and base URL, or None when none are saved.
-    credentials: tuple[str, str, str | None] | None
+    #: The family's Sophtron User ID, Access Key and base URL, or None when none are saved
+    #: (never in a repr: the key is a secret).
+    credentials: tuple[str, str, str | None] | None = field(repr=False)
 
 
 @dataclass
