@@ -997,19 +997,19 @@ def test_a_sync_waits_as_long_as_the_last_refresh_and_reads_the_job_once(
 
     clock.follow_real_time()
 
-    # Each job step takes 0.3 s: a refresh (log in, download) takes 0.6 s.
+    # Each job step takes 0.5 s: a refresh (log in, download) takes 1 s.
     started = connect.start_connection(
         core,
         admin,
         institution_id(core, admin, "Sophtron Bank NoMFA"),
-        "learn+job-seconds=0.3+accounts=2+years=0.1",
+        "learn+job-seconds=0.5+accounts=2+years=0.1",
         "bank-password",
     )
     view = connect.wait_for_connection(core, started.id, interval=0.05, timeout=10, sleep=ticking)
     assert view.status is ConnectionStatus.CONNECTED
     learnt = connection_row(core, view.id).refresh_seconds
     assert learnt is not None
-    assert 0.6 <= learnt < 2
+    assert 1.0 <= learnt < 3
     link.link_all(core, admin, view.id, history_days=30)
 
     def next_day_sync(*, learn: bool = True) -> sync.SyncRunView:
@@ -1046,10 +1046,11 @@ def test_a_sync_waits_as_long_as_the_last_refresh_and_reads_the_job_once(
     assert calls(stats(engine_sandbox), JOB) == len(waits) >= 2
     relearnt = connection_row(core, view.id).refresh_seconds
     assert relearnt is not None
-    assert relearnt >= 0.6 * sync.MARGIN
+    assert relearnt >= 1.0 * sync.MARGIN
 
     # A poller that does not learn reads the job at once.
     next_day_sync(learn=False)
 
-    assert waits[0] == pytest.approx(0.05)
-    assert calls(stats(engine_sandbox), JOB) == len(waits) + 1 >= 2
+    # No wait before the first read: one read more than waits (however busy the machine).
+    assert calls(stats(engine_sandbox), JOB) == len(waits) + 1
+    assert waits[:1] in ([], [pytest.approx(0.05)])
