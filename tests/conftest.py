@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -116,3 +118,19 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    """Ask processes (workers, servers) to finish and exit with SIGTERM. One still running after
+    ``timeout`` seconds fails the test (``TimeoutExpired``), and is killed so that it does not
+    outlive it."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    try:
+        for process in processes:
+            process.wait(timeout)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)

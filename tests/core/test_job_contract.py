@@ -31,7 +31,7 @@ from sophsync.jobs.pg import ProcrastinateQueue
 from sophsync.sandbox import SandboxServer
 from sophsync.settings import Settings
 from sophsync.store.models import Connection, RunStatus, SyncRun, Transaction
-from tests.conftest import ACCESS_KEY, USER_ID
+from tests.conftest import ACCESS_KEY, USER_ID, stop_processes
 from tests.core.conftest import Clock, connect_and_link, local_copy, sandbox_copy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,21 +151,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 90.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
-    """Ask workers to finish and exit (SIGTERM); one that is still running after 60 s fails
-    the test, and is killed so that it does not outlive it."""
-    for worker in workers:
-        worker.send_signal(signal.SIGTERM)
-    try:
-        for worker in workers:
-            worker.wait(timeout=60)
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-
-
 def test_a_duplicate_sync_is_refused_and_a_worker_runs_it(setup: Setup) -> None:
     connection_id = setup.connect_stale("contract-basic")
     queue = setup.queue()
@@ -178,7 +163,7 @@ def test_a_duplicate_sync_is_refused_and_a_worker_runs_it(setup: Setup) -> None:
     try:
         wait_until(lambda: any(run.finished_at for run in setup.runs()))
     finally:
-        stop_workers([worker])
+        stop_processes([worker])
     assert [run.status for run in setup.runs()][:1] == [RunStatus.SUCCEEDED.value]
     assert local_copy(setup.core) == sandbox_copy(setup.sandbox)
 
@@ -219,7 +204,7 @@ def test_two_workers_racing_for_one_login(setup: Setup) -> None:
     try:
         wait_until(lambda: len([r for r in setup.runs() if r.finished_at]) >= 2)
     finally:
-        stop_workers(workers)
+        stop_processes(workers)
     runs = setup.runs()
     assert all(run.status == RunStatus.SUCCEEDED.value for run in runs)
     for earlier, later in itertools.pairwise(runs):

@@ -39,7 +39,7 @@ from sophsync.jobs.local import job_owner
 from sophsync.sandbox import SandboxServer
 from sophsync.settings import Settings
 from sophsync.store.models import Connection, Job, JobState, RunStatus, SyncRun
-from tests.conftest import ACCESS_KEY, USER_ID
+from tests.conftest import ACCESS_KEY, USER_ID, stop_processes
 from tests.core.conftest import Clock
 from tests.reliability.conftest import (
     LONG,
@@ -191,12 +191,8 @@ class WorkerProcess:
     def stop(self) -> None:
         """Ask it to finish its running jobs and exit (SIGTERM), killing it if it hangs."""
         try:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(60)
+            stop_processes([self.process])
         finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait(30)
             self.log.close()
 
 
