@@ -700,6 +700,19 @@ def test_a_sync_that_breaks_gives_the_lock_back_and_never_shows_the_key(
     assert sync.sync_connection(core, view.id, poller=FAST).status is RunStatus.SUCCEEDED
 
 
+def test_a_sync_without_saved_credentials_fails_and_says_so(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer
+) -> None:
+    view = connect_and_link(core, admin, username="nocreds+accounts=1+years=0.2")
+    credentials.remove_credentials(core, admin)
+    reset_stats(engine_sandbox)
+    run = sync.sync_connection(core, view.id, poller=FAST)
+    assert (run.status, run.error_code, run.requests) == (RunStatus.FAILED, "no_credentials", 0)
+    stored = connection_row(core, view.id)
+    assert (stored.last_error_code, stored.lock_owner) == ("no_credentials", None)
+    assert stats(engine_sandbox)["total"] == 0
+
+
 def test_an_expired_lock_is_taken_over(core: Core, admin: Actor, clock: Clock) -> None:
     view = connect_and_link(core, admin, username="expired+accounts=1+years=0.2")
     assert sync.acquire_lock(core, view.id, "crashed-worker")

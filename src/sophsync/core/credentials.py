@@ -214,6 +214,16 @@ def family_client(
     """A Sophtron client with the family's stored credentials."""
     with core.session() as session:
         stored = stored_credentials(core, session, family_id)
+    return stored_client(core, stored, on_request)
+
+
+def stored_client(
+    core: Core,
+    stored: tuple[str, str, str | None] | None,
+    on_request: Callable[[str], None] | None = None,
+) -> Client:
+    """A Sophtron client with credentials :func:`stored_credentials` read; :class:`NeedsUser`
+    when none are saved."""
     if stored is None:
         raise NeedsUser(MISSING, code="no_credentials")
     return client_for(core, *stored, on_request)

@@ -38,7 +38,7 @@ from ..store.models import (
 )
 from .app import Core, load
 from .connect import apply_job_status, archive, upsert_provider_accounts
-from .credentials import MISSING, client_for, sophtron_error, stored_credentials
+from .credentials import sophtron_error, stored_client, stored_credentials
 from .families import Actor, require_admin
 from .importer import ImportCounts, import_transactions
 from .quota import RequestMeter, usage_in, within_budget
@@ -303,10 +303,7 @@ def _sync_locked(
         if start.spent is not None:
             within_budget(core, start.spent)
         _check_syncable(start.connection)
-        if start.credentials is None:
-            raise NeedsUser(MISSING, code="no_credentials")
-        user_id, access_key, base_url = start.credentials
-        with client_for(core, user_id, access_key, base_url, meter.count) as client:
+        with stored_client(core, start.credentials, meter.count) as client:
             try:
                 progress("refreshing at the bank", 0, 0)
                 if not _refresh(core, client, start, poller):
