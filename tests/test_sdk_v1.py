@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import ssl
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -23,6 +25,7 @@ from sophsync.sophtron import (
     Transaction,
     UserInstitution,
 )
+from sophsync.sophtron import client as client_module
 from tests.conftest import ACCESS_KEY, FAST, TODAY, USER_ID, admin
 
 #: Sophtron's test banks (names and InstitutionIDs of UCW's testInstitutions.json).
@@ -604,3 +607,26 @@ async def test_async_v1_flow(async_client: AsyncClient) -> None:
     remaining = {x.user_institution_id for x in await sophtron.get_user_institutions_by_user()}
     assert login_id not in remaining
     assert trackers["refresh"].login_id in remaining
+
+
+def test_clients_opened_at_once_share_one_tls_context() -> None:
+    """Reading the CA bundle costs some 25 ms of CPU and lets other threads run: clients that
+    start together (a worker's first syncs) must wait for one context, not each build one."""
+    client_module._build_tls_context.cache_clear()
+    start = threading.Barrier(40)
+    contexts: list[ssl.SSLContext] = []
+
+    def open_one() -> None:
+        start.wait()
+        contexts.append(client_module.tls_context())
+
+    threads = [threading.Thread(target=open_one) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(contexts) == 40
+    assert len({id(context) for context in contexts}) == 1
+    with Client(USER_ID, ACCESS_KEY, base_url="http://127.0.0.1:9/api") as client:
+        pool = client._http._transport._pool  # type: ignore[attr-defined]
+        assert pool._ssl_context is contexts[0]

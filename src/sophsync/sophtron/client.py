@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -333,14 +334,24 @@ def _deadline_passed(last: JobStatus | None, timeout: float) -> JobTimeout:
     )
 
 
-@functools.cache
+_TLS_LOCK = threading.Lock()
+
+
 def tls_context() -> ssl.SSLContext:
     """One TLS context (certifi's roots) for every client of the process.
 
     Building one reads and parses the whole CA bundle, about 25 ms of CPU and a megabyte of
     memory; a worker opens a client per sync, hundreds at once. A context may be shared by
-    any number of connections and threads.
+    any number of connections and threads. The lock makes the first callers wait for the one
+    context instead of each building its own: loading the bundle lets other threads run, so
+    without it a worker starting 500 syncs at once built hundreds.
     """
+    with _TLS_LOCK:
+        return _build_tls_context()
+
+
+@functools.cache
+def _build_tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
