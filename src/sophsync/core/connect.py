@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, insert, select
+from sqlalchemy.orm import Session, selectinload
 
 from ..errors import BadInput, Conflict, NeedsUser, NotFound
 from ..sophtron import (
@@ -230,7 +230,7 @@ def discover_accounts(
     assert connection.provider_login_id is not None
     found = client.get_user_institution_accounts(connection.provider_login_id)
     archive(core, session, connection, sync_run_id, "GetUserInstitutionAccounts", found)
-    return upsert_provider_accounts(core, session, connection, found)
+    return upsert_provider_accounts(core, session, connection.id, found)
 
 
 def archive(
@@ -245,16 +245,21 @@ def archive(
     items = payload if isinstance(payload, list) else [payload]
     dumped = [item.model_dump(mode="json", by_alias=True, exclude=_ANSWER_ECHOES) for item in items]
     body: Any = dumped if isinstance(payload, list) else dumped[0]
-    session.add(
-        RawPayload(
-            family_id=connection.family_id,
-            sync_run_id=sync_run_id,
-            connection_id=connection.id,
-            route=route,
-            captured_at=core.now(),
-            body_enc=core.vault.encrypt_json(body),
-        )
+    # A Core insert: the row is written, never read back, so the unit of work has nothing to do.
+    session.execute(
+        _ARCHIVE,
+        {
+            "family_id": connection.family_id,
+            "sync_run_id": sync_run_id,
+            "connection_id": connection.id,
+            "route": route,
+            "captured_at": core.now(),
+            "body_enc": core.vault.encrypt_json(body),
+        },
     )
+
+
+_ARCHIVE = insert(cast(Table, RawPayload.__table__))
 
 
 #: Job fields in which Sophtron repeats the answers it was sent.
@@ -268,19 +273,23 @@ def _minor(value: Any, currency: str) -> int | None:
 
 
 def upsert_provider_accounts(
-    core: Core, session: Session, connection: Connection, found: Sequence[SophtronAccount]
+    core: Core, session: Session, connection_id: int, found: Sequence[SophtronAccount]
 ) -> list[ProviderAccount]:
+    """The connection's provider accounts as Sophtron reports them now (new ones added), each
+    with its linked local account loaded."""
     existing = {
         row.provider_account_id: row
         for row in session.scalars(
-            select(ProviderAccount).where(ProviderAccount.connection_id == connection.id)
+            select(ProviderAccount)
+            .where(ProviderAccount.connection_id == connection_id)
+            .options(selectinload(ProviderAccount.account))
         )
     }
     result = []
     for item in found:
         row = existing.get(item.account_id)
         if row is None:
-            row = ProviderAccount(connection_id=connection.id, provider_account_id=item.account_id)
+            row = ProviderAccount(connection_id=connection_id, provider_account_id=item.account_id)
             session.add(row)
         row.name = item.account_name or f"Account {item.mask}"
         row.mask = item.mask

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from ..errors import QuotaExceeded
 from ..store.models import RequestUsage
+from ..store.upsert import upsert
 from .app import Core
 
 
@@ -45,15 +46,20 @@ class RequestMeter:
 def add_usage(session: Session, family_id: int, month: str, count: int) -> None:
     """Add ``count`` requests to the family's month in one upsert: two syncs starting a new
     month at the same moment must both count, not collide on the month's first row."""
-    dialect = session.get_bind().dialect.name
-    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    statement = insert(RequestUsage).values(family_id=family_id, month=month, count=count)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[RequestUsage.family_id, RequestUsage.month],
-            set_={"count": RequestUsage.count + statement.excluded.count},
-        )
+    table = cast(Table, RequestUsage.__table__)
+    upsert(
+        session,
+        table,
+        ("family_id", "month"),
+        _add_count,
+        family_id=family_id,
+        month=month,
+        count=count,
     )
+
+
+def _add_count(table: Table, excluded: Any) -> dict[str, ColumnElement[Any]]:
+    return {"count": table.c.count + excluded.count}
 
 
 def usage(core: Core, family_id: int, month: str | None = None) -> int:

@@ -21,9 +21,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from ..errors import NeedsUser, NotFound, QuotaExceeded, Retryable, SophsyncError
 from ..sophtron import Client, JobState, SophtronError, job_status
@@ -36,6 +38,7 @@ from ..store.models import (
     RunStatus,
     SyncRun,
 )
+from ..store.upsert import upsert
 from .app import Core, load
 from .connect import apply_job_status, archive, upsert_provider_accounts
 from .credentials import sophtron_error, stored_client, stored_credentials
@@ -364,10 +367,12 @@ def _refresh(core: Core, client: Client, start: _Start, poller: Poller) -> bool:
         job_id = client.refresh_user_institution(login_id).job_id
         started_at = core.now()
         with core.session() as session:
-            connection = load(session, Connection, connection_id)
-            connection.job_id = job_id
-            connection.job_purpose = "sync"
-            connection.job_started_at = started_at
+            session.execute(
+                update(Connection)
+                .where(Connection.id == connection_id)
+                .values(job_id=job_id, job_purpose="sync", job_started_at=started_at)
+                .execution_options(synchronize_session=False)
+            )
     began = time.monotonic()
     elapsed = 0.0 if started_at is None else (core.now() - started_at).total_seconds()
     deadline = began + core.settings.connect_timeout_seconds
@@ -443,9 +448,7 @@ def _read(
     found = client.get_user_institution_accounts(connection.provider_login_id)
     with core.session() as session:
         archive(core, session, connection, start.run_id, "GetUserInstitutionAccounts", found)
-        provider_rows = upsert_provider_accounts(
-            core, session, load(session, Connection, connection.id), found
-        )
+        provider_rows = upsert_provider_accounts(core, session, connection.id, found)
         # Each linked account with the dates to read for it.
         reads = [
             (
@@ -501,24 +504,23 @@ def _update_balance(
         None if source.available_minor is None else sign * source.available_minor
     )
     account.balance_at = core.now()
-    today = core.today()
-    entry = session.scalar(
-        select(BalanceHistory).where(
-            BalanceHistory.account_id == account.id, BalanceHistory.date == today
-        )
+    upsert(
+        session,
+        _BALANCES,
+        ("account_id", "date"),
+        _new_balance,
+        account_id=account.id,
+        date=core.today(),
+        balance_minor=account.balance_minor,
+        available_minor=account.available_minor,
     )
-    if entry is None:
-        session.add(
-            BalanceHistory(
-                account_id=account.id,
-                date=today,
-                balance_minor=account.balance_minor,
-                available_minor=account.available_minor,
-            )
-        )
-    else:
-        entry.balance_minor = account.balance_minor
-        entry.available_minor = account.available_minor
+
+
+_BALANCES = cast(Table, BalanceHistory.__table__)
+
+
+def _new_balance(table: Table, excluded: Any) -> dict[str, ColumnElement[Any]]:
+    return {"balance_minor": excluded.balance_minor, "available_minor": excluded.available_minor}
 
 
 def sync_family(
