@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from sophsync.core import connect, credentials, families, link, quota, sync
 from sophsync.core.app import Core
@@ -459,6 +459,15 @@ def test_balances_equal_the_truth_with_daily_history(
     with core.session() as session:
         days = session.scalars(select(BalanceHistory.date).distinct()).all()
     assert sorted(days) == [TODAY, TODAY + dt.timedelta(days=4)]
+
+    # A second sync the same day rewrites that day's entry, never adds another.
+    with core.session() as session:
+        session.execute(update(BalanceHistory).values(balance_minor=1, available_minor=None))
+    sync.sync_connection(core, view.id, poller=FAST)
+    check(TODAY + dt.timedelta(days=4))
+    with core.session() as session:
+        entries = session.scalar(select(func.count()).select_from(BalanceHistory))
+    assert entries == 2 * 6
 
 
 def test_an_inverted_account_flips_balances_and_amounts(
