@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement
 
 from ..errors import QuotaExceeded
 from ..store.models import RequestUsage
@@ -46,20 +45,11 @@ class RequestMeter:
 def add_usage(session: Session, family_id: int, month: str, count: int) -> None:
     """Add ``count`` requests to the family's month in one upsert: two syncs starting a new
     month at the same moment must both count, not collide on the month's first row."""
-    table = cast(Table, RequestUsage.__table__)
-    upsert(
-        session,
-        table,
-        ("family_id", "month"),
-        _add_count,
-        family_id=family_id,
-        month=month,
-        count=count,
-    )
+    row = {"family_id": family_id, "month": month, "count": count}
+    upsert(session, _USAGE, ("family_id", "month"), row, add=("count",))
 
 
-def _add_count(table: Table, excluded: Any) -> dict[str, ColumnElement[Any]]:
-    return {"count": table.c.count + excluded.count}
+_USAGE = cast(Table, RequestUsage.__table__)
 
 
 def usage(core: Core, family_id: int, month: str | None = None) -> int:

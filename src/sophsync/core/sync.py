@@ -21,11 +21,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement
 
 from ..errors import NeedsUser, NotFound, QuotaExceeded, Retryable, SophsyncError
 from ..sophtron import Client, JobState, SophtronError, job_status
@@ -504,23 +503,22 @@ def _update_balance(
         None if source.available_minor is None else sign * source.available_minor
     )
     account.balance_at = core.now()
+    row = {
+        "account_id": account.id,
+        "date": core.today(),
+        "balance_minor": account.balance_minor,
+        "available_minor": account.available_minor,
+    }
     upsert(
         session,
         _BALANCES,
         ("account_id", "date"),
-        _new_balance,
-        account_id=account.id,
-        date=core.today(),
-        balance_minor=account.balance_minor,
-        available_minor=account.available_minor,
+        row,
+        replace=("balance_minor", "available_minor"),
     )
 
 
 _BALANCES = cast(Table, BalanceHistory.__table__)
-
-
-def _new_balance(table: Table, excluded: Any) -> dict[str, ColumnElement[Any]]:
-    return {"balance_minor": excluded.balance_minor, "available_minor": excluded.available_minor}
 
 
 def sync_family(
