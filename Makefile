@@ -25,11 +25,16 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode is compiled at install (the libraries by uv, sophsync's own source by compileall): a
+# process then starts in about a second, not two and a half, even where PYTHONDONTWRITEBYTECODE
+# keeps Python from caching what it compiles.
 install: $(UV)
-	$(UV) sync --frozen --inexact --no-default-groups --python $(PYTHON) --quiet
+	$(UV) sync --frozen --inexact --no-default-groups --python $(PYTHON) --quiet --compile-bytecode
+	$(VENV)/bin/python -m compileall -q src >/dev/null
 
 install-dev: $(UV)
-	$(UV) sync --frozen --python $(PYTHON) --quiet
+	$(UV) sync --frozen --python $(PYTHON) --quiet --compile-bytecode
+	$(VENV)/bin/python -m compileall -q src >/dev/null
 
 demo: install
 	$(VENV)/bin/sophsync demo

@@ -8,12 +8,13 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from sophsync.core.app import Core
 from sophsync.core.families import Actor
-from sophsync.jobs import LocalQueue, Worker, defer_sync, tasks
+from sophsync.jobs import LocalQueue, Worker, defer_sync, pool_size_for, tasks
 from sophsync.sandbox import SandboxServer
+from sophsync.store.engine import SQLITE_CONNECTIONS
 from sophsync.store.models import Job, JobState, RunStatus, SyncRun
 from tests.core.conftest import Clock, advance, connect_and_link
 
@@ -287,3 +288,63 @@ def test_a_busy_worker_does_not_take_its_own_running_job_for_dead(core: Core, cl
     queue.heartbeat([job_id], "busy")  # the late beat
     [row] = jobs(core)
     assert (row.state, row.worker) == (JobState.TODO.value, None)
+
+
+def test_a_busy_worker_on_sqlite_keeps_a_few_connections_and_postgresql_one_per_job(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock, backend: str
+) -> None:
+    """A worker running 30 syncs at once (its daily schedule's): every sync succeeds. SQLite
+    lets one connection write at a time, so the worker keeps a small pool (SQLITE_CONNECTIONS,
+    opened once), not a connection per job; PostgreSQL gets one per job."""
+    clock.follow_real_time()
+    views = [connect_and_link(core, admin, username=f"many{i}+job-seconds=0.2") for i in range(30)]
+    advance(engine_sandbox, clock, 1)
+    before = max((run.id for run in finished_runs(core)), default=0)
+    worker_core = Core.open(core.settings, clock=clock, pool_size=pool_size_for(30))
+    opened: list[object] = []
+    out = 0
+    most_out = 0
+
+    def checkout(*_: object) -> None:
+        nonlocal out, most_out
+        out += 1
+        most_out = max(most_out, out)
+
+    def checkin(*_: object) -> None:
+        nonlocal out
+        out -= 1
+
+    event.listen(worker_core.engine, "connect", lambda *_: opened.append(True))
+    event.listen(worker_core.engine, "checkout", checkout)
+    event.listen(worker_core.engine, "checkin", checkin)
+    try:
+        # The worker's daily schedule queues a sync of each login: all are due.
+        worker = Worker(worker_core, LocalQueue(worker_core), concurrency=30, idle_seconds=0.05)
+        threads = worker.start()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(finished_runs(core, before)) < 30:
+                time.sleep(0.05)
+        finally:
+            worker.stop(threads)
+        if backend == "sqlite":
+            assert len(opened) <= SQLITE_CONNECTIONS
+            assert most_out <= SQLITE_CONNECTIONS
+        else:
+            assert worker_core.engine.pool.size() == 35  # type: ignore[attr-defined]
+            assert most_out > SQLITE_CONNECTIONS  # the syncs did run at once
+    finally:
+        worker_core.close()
+    runs = finished_runs(core, before)
+    assert sorted(run.connection_id for run in runs) == sorted(view.id for view in views)
+    assert {run.status for run in runs} == {RunStatus.SUCCEEDED.value}
+
+
+def finished_runs(core: Core, after: int = 0) -> list[SyncRun]:
+    """The sync runs that have ended, newer than the run ``after``."""
+    with core.session() as session:
+        return list(
+            session.scalars(
+                select(SyncRun).where(SyncRun.id > after, SyncRun.status != RunStatus.RUNNING.value)
+            )
+        )

@@ -73,8 +73,10 @@ class Core:
     ) -> Core:
         """Connect to the database (running migrations in the embedded mode, or when asked).
 
-        ``pool_size``: database connections kept open for threads that work at once (a worker
+        ``pool_size``: PostgreSQL connections kept open for threads that work at once (a worker
         passes its concurrency); SQLAlchemy's default of 5, plus 10 more when busy, otherwise.
+        A SQLite file keeps its own small pool whatever is asked (see
+        :func:`~sophsync.store.engine.create_engine`).
         """
         engine = create_engine(settings.url, **({"pool_size": pool_size} if pool_size else {}))
         if migrate if migrate is not None else settings.embedded:

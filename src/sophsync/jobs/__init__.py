@@ -28,14 +28,15 @@ __all__ = [
 ]
 
 #: The most jobs one process runs at once (``--concurrency``). A sync spends most of its time
-#: waiting for the bank, so hundreds fit in one process; each running job may hold a database
-#: connection, so on PostgreSQL keep workers x concurrency under the server's max_connections.
+#: waiting for the bank, so hundreds fit in one process; on PostgreSQL each running job may hold
+#: a database connection, so keep workers x concurrency under the server's max_connections.
 MAX_CONCURRENCY = 500
 
 
 def pool_size_for(concurrency: int) -> int:
-    """Database connections a process running ``concurrency`` jobs keeps: one per job, and a
-    few for the dispatcher, the heartbeat and the web pages."""
+    """PostgreSQL connections a process running ``concurrency`` jobs keeps: one per job, and a
+    few for the dispatcher, the heartbeat and the web pages (a SQLite file keeps a few, however
+    many jobs run: see ``store.engine.SQLITE_CONNECTIONS``)."""
     return concurrency + 5
 
 
