@@ -3,7 +3,8 @@ procrastinate on PostgreSQL, each driven through real ``sophsync worker`` proces
 
 A duplicate sync is refused while one waits; a worker runs a sync to the end; two workers racing
 for one login never overlap and duplicate nothing; a worker killed with SIGKILL in the middle of
-a refresh is reaped and another finishes its work, losing and duplicating nothing.
+a refresh is reaped and another finishes its work, losing and duplicating nothing; a run left
+open past its lock is closed by the reaper.
 """
 
 from __future__ import annotations
@@ -250,3 +251,29 @@ def test_a_worker_killed_mid_sync_loses_and_duplicates_nothing(setup: Setup) -> 
     assert finished.returncode == 0, finished.stderr
     assert setup.runs()[-1].status == RunStatus.SUCCEEDED.value
     assert local_copy(setup.core) == sandbox_copy(setup.sandbox)
+
+
+def test_a_run_left_open_past_its_lock_is_closed_by_the_reaper(setup: Setup) -> None:
+    """A sync that could not record its end (its worker died, or the database refused it) leaves
+    its run 'running'; once its lock has expired, every backend's reaper closes it as
+    interrupted. A run that may still be going is left alone."""
+    connection_id = setup.connect_stale("orphan")
+    lock = dt.timedelta(seconds=setup.core.settings.lock_seconds)
+    now = dt.datetime.now(dt.UTC)
+    with setup.core.session() as session:
+        for started in (now - lock - dt.timedelta(minutes=1), now - dt.timedelta(seconds=5)):
+            session.add(
+                SyncRun(
+                    family_id=1,
+                    connection_id=connection_id,
+                    trigger="scheduled",
+                    status=RunStatus.RUNNING.value,
+                    started_at=started,
+                )
+            )
+    setup.reap()
+    old, recent = [run for run in setup.runs() if run.trigger == "scheduled"]
+    assert (old.status, old.error_code) == (RunStatus.FAILED.value, "interrupted")
+    assert old.finished_at is not None
+    assert old.error == tasks.INTERRUPTED
+    assert recent.status == RunStatus.RUNNING.value

@@ -11,6 +11,7 @@ SIGKILL), releases the connection locks they held and closes their sync runs.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -132,7 +133,8 @@ class ProcrastinateQueue:
 
 
 async def _reap(core: Core, app: procrastinate.App) -> int:
-    """Retry the jobs of workers whose heartbeat stopped; free their connections."""
+    """Retry the jobs of workers whose heartbeat stopped; free their connections; close the sync
+    runs still open after their lock has expired (as the local backend's reaper does)."""
     stalled = list(
         await app.job_manager.get_stalled_jobs(
             seconds_since_heartbeat=core.settings.job_stall_seconds
@@ -143,6 +145,8 @@ async def _reap(core: Core, app: procrastinate.App) -> int:
         await app.job_manager.retry_job(job)
     owners = [job_owner(job.id) for job in stalled if job.id is not None]
     await asyncio.to_thread(tasks.release_locks_of, core, owners)
+    lock = dt.timedelta(seconds=core.settings.lock_seconds)
+    await asyncio.to_thread(tasks.reap_runs, core, lock)
     return len(stalled)
 
 

@@ -154,11 +154,15 @@ def run_schedule_syncs(core: Core, queue: Queue, job_id: str) -> str:
     return f"{len(due)} scheduled sync(s)"
 
 
-INTERRUPTED = "The sync was interrupted (its worker stopped); the next sync finishes the work."
+INTERRUPTED = (
+    "The sync was interrupted before it could record its end (its worker stopped, or the "
+    "database could not be reached); the next sync finishes the work."
+)
 
 
 def reap_runs(core: Core, older_than: dt.timedelta) -> int:
-    """Close sync runs still 'running' long after any sync could have finished."""
+    """Close sync runs still 'running' long after any sync could have finished: a sync whose
+    worker died, or that could not write its end because the database refused it."""
     cutoff = core.now() - older_than
     with core.session() as session:
         result = session.execute(
