@@ -228,6 +228,10 @@ def test_later_sync_refreshes_once_and_counts_every_request(
     assert run.added > 0
     assert_matches_truth(core, engine_sandbox, view)
     assert connection_row(core, view.id).data_fresh_at == core.now()
+    # The run a sync returns is the run it stored, window and counts included.
+    assert sync.sync_runs(core, admin, connection_id=view.id)[0] == run
+    assert run.window_start is not None
+    assert run.finished_at == core.now()
 
 
 def test_family_sync_refreshes_each_login_once(
@@ -720,6 +724,7 @@ def test_a_sync_without_saved_credentials_fails_and_says_so(
     stored = connection_row(core, view.id)
     assert (stored.last_error_code, stored.lock_owner) == ("no_credentials", None)
     assert stats(engine_sandbox)["total"] == 0
+    assert sync.sync_runs(core, admin, connection_id=view.id)[0] == run
 
 
 def test_an_expired_lock_is_taken_over(core: Core, admin: Actor, clock: Clock) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import NeedsUser, NotFound, QuotaExceeded, Retryable, SophsyncError
@@ -217,6 +217,8 @@ class _Start:
     """What the sync's first transaction wrote and read, under the lock."""
 
     run_id: int
+    trigger: str
+    started_at: dt.datetime
     #: The connection as it was when the lock was taken (detached: read, never written).
     connection: Connection
     #: Requests spent this month, for a scheduled sync's budget check.
@@ -246,51 +248,81 @@ def _begin(core: Core, connection_id: int, owner: str, trigger: str) -> _Start:
                 code="sync_in_progress",
             )
         connection = load(session, Connection, connection_id)
-        run = SyncRun(
-            family_id=connection.family_id,
-            connection_id=connection_id,
-            trigger=trigger,
-            status=RunStatus.RUNNING.value,
-            started_at=core.now(),
-        )
-        session.add(run)
-        session.flush()
+        started_at = core.now()
+        run_id = session.execute(
+            _NEW_RUN,
+            {
+                "family_id": connection.family_id,
+                "connection_id": connection_id,
+                "trigger": trigger,
+                "status": RunStatus.RUNNING.value,
+                "started_at": started_at,
+            },
+        ).scalar_one()
         spent = usage_in(session, core, connection.family_id) if trigger == "scheduled" else None
         return _Start(
-            run.id, connection, spent, stored_credentials(core, session, connection.family_id)
+            run_id,
+            trigger,
+            started_at,
+            connection,
+            spent,
+            stored_credentials(core, session, connection.family_id),
         )
 
 
 def _finish(
     core: Core, start: _Start, owner: str, meter: RequestMeter, outcome: _Outcome
 ) -> SyncRunView:
-    """Record how the run ended, and give the lock back, in one transaction."""
+    """Record how the run ended, and give the lock back, in one transaction (plain UPDATEs:
+    nothing is read back)."""
+    now = core.now()
+    error = outcome.error
+    counts = outcome.counts or ImportCounts()
+    window = outcome.window if outcome.counts is not None else (None, None)
+    view = SyncRunView(
+        start.run_id,
+        start.connection.id,
+        start.trigger,
+        outcome.status,
+        counts.added,
+        counts.updated,
+        counts.unchanged,
+        counts.removed,
+        meter.total,
+        None if error is None else error.message,
+        None if error is None else error.code,
+        start.started_at,
+        now,
+        *window,
+    )
+    ended: dict[str, object] = {
+        "status": view.status.value,
+        "requests": view.requests,
+        "finished_at": now,
+        "error": view.error,
+        "error_code": view.error_code,
+        "added": view.added,
+        "updated": view.updated,
+        "unchanged": view.unchanged,
+        "removed": view.removed,
+        "window_start": view.window_start,
+        "window_end": view.window_end,
+    }
+    news: dict[str, object] = {}
+    if outcome.status is RunStatus.SUCCEEDED:
+        news = {"last_success_at": now, "last_error": None, "last_error_code": None}
+    elif outcome.status is RunStatus.FAILED and not isinstance(error, QuotaExceeded):
+        assert error is not None
+        news = {"last_error": error.message, "last_error_code": error.code}
     with core.session() as session:
-        run = load(session, SyncRun, start.run_id)
         meter.flush(session)
-        run.status = outcome.status.value
-        run.requests = meter.total
-        run.finished_at = core.now()
-        error = outcome.error
-        if error is not None:
-            run.error = error.message
-            run.error_code = error.code
-        if outcome.counts is not None:
-            counts = outcome.counts
-            run.added, run.updated = counts.added, counts.updated
-            run.unchanged, run.removed = counts.unchanged, counts.removed
-            run.window_start, run.window_end = outcome.window
-        connection = session.get(Connection, start.connection.id)
-        if connection is not None:
-            if outcome.status is RunStatus.SUCCEEDED:
-                connection.last_success_at = core.now()
-                connection.last_error = connection.last_error_code = None
-            elif outcome.status is RunStatus.FAILED and not isinstance(error, QuotaExceeded):
-                assert error is not None
-                connection.last_error = error.message
-                connection.last_error_code = error.code
+        session.execute(update(_RUNS).where(_RUNS.c.id == start.run_id).values(ended))
+        if news:
+            session.execute(
+                update(_CONNECTIONS).where(_CONNECTIONS.c.id == start.connection.id).values(news)
+            )
         _unlock(session, start.connection.id, owner)
-        return SyncRunView.of(run)
+    return view
 
 
 def _sync_locked(
@@ -519,6 +551,9 @@ def _update_balance(
 
 
 _BALANCES = cast(Table, BalanceHistory.__table__)
+_RUNS = cast(Table, SyncRun.__table__)
+_CONNECTIONS = cast(Table, Connection.__table__)
+_NEW_RUN = insert(_RUNS).returning(_RUNS.c.id)
 
 
 def sync_family(
