@@ -19,9 +19,9 @@ from ..errors import BadInput
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: Connections an engine keeps to a SQLite file, however many threads work at once. SQLite lets
 #: one connection write at a time, so more only wait in its busy handler, each with a page cache
-#: of its own: a worker running 500 syncs on a connection per sync took more CPU and about twice
-#: the memory (295 MB against 145 MB) of one on a few. Threads beyond these wait for one to be
-#: given back, and are woken as soon as it is.
+#: of its own: a worker running 500 syncs on a connection per sync took more CPU and time, and
+#: peaked at 264 MB against 160 MB on these (docs/performance.md). Threads beyond these wait for
+#: one to be given back, and are woken as soon as it is.
 SQLITE_CONNECTIONS = 10
 
 
