@@ -278,22 +278,22 @@ def _finish(
     now = core.now()
     error = outcome.error
     counts = outcome.counts or ImportCounts()
-    window = outcome.window if outcome.counts is not None else (None, None)
     view = SyncRunView(
-        start.run_id,
-        start.connection.id,
-        start.trigger,
-        outcome.status,
-        counts.added,
-        counts.updated,
-        counts.unchanged,
-        counts.removed,
-        meter.total,
-        None if error is None else error.message,
-        None if error is None else error.code,
-        start.started_at,
-        now,
-        *window,
+        id=start.run_id,
+        connection_id=start.connection.id,
+        trigger=start.trigger,
+        status=outcome.status,
+        added=counts.added,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        removed=counts.removed,
+        requests=meter.total,
+        error=None if error is None else error.message,
+        error_code=None if error is None else error.code,
+        started_at=start.started_at,
+        finished_at=now,
+        window_start=outcome.window[0],
+        window_end=outcome.window[1],
     )
     ended: dict[str, object] = {
         "status": view.status.value,

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from ..core import connect, sync
@@ -165,17 +165,22 @@ def reap_runs(core: Core, older_than: dt.timedelta) -> int:
     worker died, or that could not write its end because the database refused it."""
     cutoff = core.now() - older_than
     with core.session() as session:
-        result = session.execute(
-            update(SyncRun)
-            .where(SyncRun.status == RunStatus.RUNNING.value, SyncRun.started_at < cutoff)
-            .values(
-                status=RunStatus.FAILED.value,
-                finished_at=core.now(),
-                error=INTERRUPTED,
-                error_code="interrupted",
-            )
+        return _interrupt(session, core.now(), SyncRun.started_at < cutoff)
+
+
+def _interrupt(session: Session, now: dt.datetime, *where: ColumnElement[bool]) -> int:
+    """Close the sync runs still 'running' that match ``where`` as interrupted; how many."""
+    result = session.execute(
+        update(SyncRun)
+        .where(SyncRun.status == RunStatus.RUNNING.value, *where)
+        .values(
+            status=RunStatus.FAILED.value,
+            finished_at=now,
+            error=INTERRUPTED,
+            error_code="interrupted",
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release_locks_of(core: Core, owners: list[str]) -> None:
@@ -198,16 +203,7 @@ def release_locks(session: Session, now: dt.datetime, owners: list[str]) -> None
         .where(Connection.id.in_(held))
         .values(lock_owner=None, lock_expires_at=None)
     )
-    session.execute(
-        update(SyncRun)
-        .where(SyncRun.connection_id.in_(held), SyncRun.status == RunStatus.RUNNING.value)
-        .values(
-            status=RunStatus.FAILED.value,
-            finished_at=now,
-            error=INTERRUPTED,
-            error_code="interrupted",
-        )
-    )
+    _interrupt(session, now, SyncRun.connection_id.in_(held))
 
 
 TASKS: dict[str, Callable[..., str]] = {
