@@ -77,7 +77,10 @@ def backend() -> str:
     return "sqlite"
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: Playwright's sync API keeps its event loop marked as
+# running in this thread while it is open, so any later test of the same process that calls
+# asyncio.run() (procrastinate's reaper, the web server fixtures) would fail.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
