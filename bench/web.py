@@ -22,6 +22,7 @@ import httpx
 from common import (
     TODAY,
     Record,
+    cpu_seconds,
     per_second,
     percentile,
     postgres_database,
@@ -139,7 +140,7 @@ def load_on(record: Record, backend: str, data_dir: Path, url: str, count: int) 
                 connection.commit()
     finally:
         core.close()
-    with serve_process(data_dir, url, embedded=backend == "sqlite") as root:
+    with serve_process(data_dir, url, embedded=backend == "sqlite") as (root, server):
         session = httpx.post(
             f"{root}/api/v1/session", json={"email": who.email, "password": "bench password"}
         )
@@ -154,7 +155,9 @@ def load_on(record: Record, backend: str, data_dir: Path, url: str, count: int) 
             ),
         ):
             for clients in CLIENTS:
-                samples, seconds = asyncio.run(load(root, path, headers, cookies, clients))
+                samples, seconds, cpu = asyncio.run(
+                    load(root, path, headers, cookies, clients, server.pid)
+                )
                 where = f"{clients} concurrent clients, {count:,} transactions ({backend})"
                 prefix = f"web_load_{backend}_{name}_c{clients}"
                 for q in (0.5, 0.95):
@@ -170,13 +173,25 @@ def load_on(record: Record, backend: str, data_dir: Path, url: str, count: int) 
                     "req/s",
                     f"{len(samples)} requests in {seconds:.1f} s, {where}",
                 )
+                record(
+                    f"{prefix}_server_cpu",
+                    cpu / len(samples) * 1000,
+                    "ms/req",
+                    f"the server's CPU time per request (user + system), {where}",
+                )
 
 
 async def load(
-    root: str, path: str, headers: dict[str, str], cookies: httpx.Cookies, clients: int
-) -> tuple[list[float], float]:
+    root: str,
+    path: str,
+    headers: dict[str, str],
+    cookies: httpx.Cookies,
+    clients: int,
+    server: int,
+) -> tuple[list[float], float, float]:
     """``REQUESTS`` GETs of ``path`` from ``clients`` clients at once, each sending its next
-    request as soon as its last one is answered; the latency of each and the time taken."""
+    request as soon as its last one is answered: the latency of each, the time taken and the
+    CPU seconds the ``server`` process spent meanwhile."""
     samples: list[float] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(
@@ -186,6 +201,7 @@ async def load(
             response = await http.get(path)
             assert response.status_code == 200, (path, response.status_code)
         remaining = REQUESTS
+        cpu_before = cpu_seconds(server)
         start = time.perf_counter()
         deadline = start + LOAD_SECONDS
 
@@ -199,12 +215,15 @@ async def load(
                 assert response.status_code == 200, (path, response.status_code)
 
         await asyncio.gather(*(client() for _ in range(clients)))
-        return samples, time.perf_counter() - start
+        return samples, time.perf_counter() - start, cpu_seconds(server) - cpu_before
 
 
 @contextlib.contextmanager
-def serve_process(data_dir: Path, url: str, *, embedded: bool) -> Iterator[str]:
-    """``sophsync serve`` on a free port of 127.0.0.1 in its own process; its root URL."""
+def serve_process(
+    data_dir: Path, url: str, *, embedded: bool
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``sophsync serve`` on a free port of 127.0.0.1 in its own process: its root URL and the
+    process."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -218,6 +237,6 @@ def serve_process(data_dir: Path, url: str, *, embedded: bool) -> Iterator[str]:
     root = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{root}/healthz", process, "sophsync serve", 60)
-        yield root
+        yield root, process
     finally:
         stop(process, 30)
