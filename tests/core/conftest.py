@@ -240,3 +240,28 @@ def truth(sandbox: SandboxServer) -> dict[str, Any]:
 def advance(sandbox: SandboxServer, clock: Clock, days: int) -> None:
     httpx.post(f"{sandbox.root}/_sandbox/advance", json={"days": days}, timeout=30)
     clock.advance(days=days)
+
+
+class Refusal:
+    """The database refusing a sync's last writes, as a server out of connections would: from
+    the first UPDATE of ``tables[0]`` until the block ends, every UPDATE of ``tables`` fails.
+    ``refused`` counts the statements refused."""
+
+    def __init__(self, core: Core, *tables: str) -> None:
+        self.engine = core.engine
+        self.prefixes = tuple(f"UPDATE {table} " for table in tables)
+        self.on = False
+        self.refused = 0
+
+    def __enter__(self) -> Refusal:
+        sa.event.listen(self.engine, "before_cursor_execute", self._check)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._check)
+
+    def _check(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.on = self.on or statement.startswith(self.prefixes[0])
+        if self.on and statement.startswith(self.prefixes):
+            self.refused += 1
+            raise sa.exc.OperationalError(statement, None, Exception("too many clients already"))

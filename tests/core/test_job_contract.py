@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
-from sophsync.core import credentials, families
+from sophsync.core import credentials, families, sync
 from sophsync.core.app import Core
 from sophsync.jobs import LocalQueue, Queue, create_queue, defer_sync, tasks
 from sophsync.jobs.pg import ProcrastinateQueue
@@ -275,5 +275,5 @@ def test_a_run_left_open_past_its_lock_is_closed_by_the_reaper(setup: Setup) -> 
     old, recent = [run for run in setup.runs() if run.trigger == "scheduled"]
     assert (old.status, old.error_code) == (RunStatus.FAILED.value, "interrupted")
     assert old.finished_at is not None
-    assert old.error == tasks.INTERRUPTED
+    assert old.error == sync.INTERRUPTED
     assert recent.status == RunStatus.RUNNING.value

@@ -15,8 +15,8 @@ from sophsync.core.families import Actor
 from sophsync.jobs import LocalQueue, Worker, defer_sync, pool_size_for, tasks
 from sophsync.sandbox import SandboxServer
 from sophsync.store.engine import SQLITE_CONNECTIONS
-from sophsync.store.models import Job, JobState, RunStatus, SyncRun
-from tests.core.conftest import Clock, advance, connect_and_link
+from sophsync.store.models import Connection, Job, JobState, RunStatus, SyncRun
+from tests.core.conftest import Clock, Refusal, advance, connect_and_link
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,6 +109,37 @@ def test_reaper_puts_back_a_dead_workers_job_and_releases_its_lock(
     with core.session() as session:
         runs = session.scalars(select(SyncRun)).all()
     assert [run.status for run in runs] == [RunStatus.SUCCEEDED.value]
+
+
+def test_a_sync_job_whose_end_the_database_refused_finishes_at_its_retry(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
+) -> None:
+    """The database refused the sync's last writes: the job failed holding the connection's
+    lock. Its retry takes the lock back instead of waiting for it to expire (15 minutes)."""
+    view = connect_and_link(core, admin, username="refused-job")
+    advance(engine_sandbox, clock, 1)
+    queue = LocalQueue(core)
+    defer_sync(queue, view.id)
+    with Refusal(core, "sync_run", "connection") as refusal:
+        Worker(core, queue).run_until_idle()
+    assert refusal.refused == 2
+    job = jobs(core)[0]
+    assert job.state == JobState.TODO.value
+    assert job.last_error is not None
+    assert "too many clients already" in job.last_error
+
+    clock.advance(seconds=61)  # the first retry's back-off: 30 s x 2
+    Worker(core, queue).run_until_idle()
+    assert jobs(core)[0].state == JobState.DONE.value
+    with core.session() as session:
+        runs = session.scalars(select(SyncRun).order_by(SyncRun.id)).all()
+        held = session.get(Connection, view.id)
+        assert held is not None
+        assert held.lock_owner is None
+    assert [(run.status, run.error_code) for run in runs] == [
+        (RunStatus.FAILED.value, "interrupted"),
+        (RunStatus.SUCCEEDED.value, None),
+    ]
 
 
 def test_daily_schedule_defers_each_due_connection_once(

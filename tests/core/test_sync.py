@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, update
 
 from sophsync.core import connect, credentials, families, link, quota, sync
@@ -36,6 +37,7 @@ from tests.core.conftest import (
     ADMIN_PASSWORD,
     FAST,
     Clock,
+    Refusal,
     advance,
     connect_and_link,
     connect_bank,
@@ -739,6 +741,32 @@ def test_an_expired_lock_is_taken_over(core: Core, admin: Actor, clock: Clock) -
     assert run.status is RunStatus.SUCCEEDED
     stored = connection_row(core, view.id)
     assert (stored.lock_owner, stored.lock_expires_at) == (None, None)
+
+
+def test_a_job_whose_last_writes_were_refused_takes_its_lock_back_when_it_runs_again(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
+) -> None:
+    """The database refused a sync's end and its lock's release: the run stays 'running' and
+    the connection locked by the job. When that job runs again it takes the lock back at once,
+    closes the run it left as interrupted and syncs; anyone else waits for the lock to expire."""
+    view = connect_and_link(core, admin, username="refused+accounts=2+years=0.2")
+    advance(engine_sandbox, clock, 1)
+
+    with Refusal(core, "sync_run", "connection") as refusal, pytest.raises(sa_exc.OperationalError):
+        sync.sync_connection(core, view.id, poller=FAST, owner="job-7")
+    assert refusal.refused == 2  # the run's end, then the lock's release
+    assert connection_row(core, view.id).lock_owner == "job-7"
+    assert [run.status for run in sync.sync_runs(core, admin)] == [RunStatus.RUNNING]
+
+    with pytest.raises(Retryable):
+        sync.sync_connection(core, view.id, poller=FAST, owner="job-8")
+    run = sync.sync_connection(core, view.id, poller=FAST, owner="job-7")
+    assert run.status is RunStatus.SUCCEEDED
+    older = sync.sync_runs(core, admin)[1]
+    assert (older.status, older.error_code) == (RunStatus.FAILED, "interrupted")
+    assert older.error == sync.INTERRUPTED
+    assert connection_row(core, view.id).lock_owner is None
+    assert_matches_truth(core, engine_sandbox, view)
 
 
 def test_two_concurrent_syncs_of_one_connection(

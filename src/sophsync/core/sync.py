@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import NeedsUser, NotFound, QuotaExceeded, Retryable, SophsyncError
@@ -162,6 +162,46 @@ def _lock(core: Core, session: Session, connection_id: int, owner: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _retake(core: Core, session: Session, connection_id: int, owner: str) -> bool:
+    """Take back a lock that ``owner`` still holds: an earlier attempt of the same job could
+    not give it back (the database refused its last writes) and the job now runs again. The
+    runs that attempt left 'running' are closed as interrupted; under the lock, no other sync
+    of the connection can be running. False when someone else holds the lock."""
+    now = core.now()
+    result = session.execute(
+        update(Connection)
+        .where(Connection.id == connection_id, Connection.lock_owner == owner)
+        .values(lock_expires_at=now + dt.timedelta(seconds=core.settings.lock_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    interrupt_runs(session, now, SyncRun.connection_id == connection_id)
+    return True
+
+
+INTERRUPTED = (
+    "The sync was interrupted before it could record its end (its worker stopped, or the "
+    "database could not be reached); the next sync finishes the work."
+)
+
+
+def interrupt_runs(session: Session, now: dt.datetime, *where: ColumnElement[bool]) -> int:
+    """Close the sync runs still 'running' that match ``where`` as interrupted; how many."""
+    result = session.execute(
+        update(SyncRun)
+        .where(SyncRun.status == RunStatus.RUNNING.value, *where)
+        .values(
+            status=RunStatus.FAILED.value,
+            finished_at=now,
+            error=INTERRUPTED,
+            error_code="interrupted",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def release_lock(core: Core, connection_id: int, owner: str) -> None:
     with core.session() as session:
         _unlock(session, connection_id, owner)
@@ -239,7 +279,9 @@ class _Outcome:
 def _begin(core: Core, connection_id: int, owner: str, trigger: str) -> _Start:
     """Take the lock, start the run, and read what the sync needs, in one transaction."""
     with core.session() as session:
-        if not _lock(core, session, connection_id, owner):
+        if not _lock(core, session, connection_id, owner) and not _retake(
+            core, session, connection_id, owner
+        ):
             if session.get(Connection, connection_id) is None:
                 raise NotFound(f"No connection {connection_id}")
             raise Retryable(

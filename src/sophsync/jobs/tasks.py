@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..core import connect, sync
@@ -154,33 +154,12 @@ def run_schedule_syncs(core: Core, queue: Queue, job_id: str) -> str:
     return f"{len(due)} scheduled sync(s)"
 
 
-INTERRUPTED = (
-    "The sync was interrupted before it could record its end (its worker stopped, or the "
-    "database could not be reached); the next sync finishes the work."
-)
-
-
 def reap_runs(core: Core, older_than: dt.timedelta) -> int:
     """Close sync runs still 'running' long after any sync could have finished: a sync whose
     worker died, or that could not write its end because the database refused it."""
     cutoff = core.now() - older_than
     with core.session() as session:
-        return _interrupt(session, core.now(), SyncRun.started_at < cutoff)
-
-
-def _interrupt(session: Session, now: dt.datetime, *where: ColumnElement[bool]) -> int:
-    """Close the sync runs still 'running' that match ``where`` as interrupted; how many."""
-    result = session.execute(
-        update(SyncRun)
-        .where(SyncRun.status == RunStatus.RUNNING.value, *where)
-        .values(
-            status=RunStatus.FAILED.value,
-            finished_at=now,
-            error=INTERRUPTED,
-            error_code="interrupted",
-        )
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+        return sync.interrupt_runs(session, core.now(), SyncRun.started_at < cutoff)
 
 
 def release_locks_of(core: Core, owners: list[str]) -> None:
@@ -203,7 +182,7 @@ def release_locks(session: Session, now: dt.datetime, owners: list[str]) -> None
         .where(Connection.id.in_(held))
         .values(lock_owner=None, lock_expires_at=None)
     )
-    _interrupt(session, now, SyncRun.connection_id.in_(held))
+    sync.interrupt_runs(session, now, SyncRun.connection_id.in_(held))
 
 
 TASKS: dict[str, Callable[..., str]] = {
