@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import NeedsUser, NotFound, QuotaExceeded, Retryable, SophsyncError
@@ -148,18 +148,13 @@ def acquire_lock(core: Core, connection_id: int, owner: str) -> bool:
 
 def _lock(core: Core, session: Session, connection_id: int, owner: str) -> bool:
     now = core.now()
-    result = session.execute(
-        update(Connection)
-        .where(
-            Connection.id == connection_id,
-            or_(Connection.lock_owner.is_(None), Connection.lock_expires_at < now),
-        )
-        .values(
-            lock_owner=owner, lock_expires_at=now + dt.timedelta(seconds=core.settings.lock_seconds)
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    held = {
+        "connection_id": connection_id,
+        "now": now,
+        "lock_owner": owner,
+        "lock_expires_at": now + dt.timedelta(seconds=core.settings.lock_seconds),
+    }
+    return bool(session.execute(_LOCK, held).rowcount)  # type: ignore[attr-defined]
 
 
 def _retake(core: Core, session: Session, connection_id: int, owner: str) -> bool:
@@ -168,12 +163,12 @@ def _retake(core: Core, session: Session, connection_id: int, owner: str) -> boo
     runs that attempt left 'running' are closed as interrupted; under the lock, no other sync
     of the connection can be running. False when someone else holds the lock."""
     now = core.now()
-    result = session.execute(
-        update(Connection)
-        .where(Connection.id == connection_id, Connection.lock_owner == owner)
-        .values(lock_expires_at=now + dt.timedelta(seconds=core.settings.lock_seconds))
-        .execution_options(synchronize_session=False)
-    )
+    held = {
+        "connection_id": connection_id,
+        "owner": owner,
+        "lock_expires_at": now + dt.timedelta(seconds=core.settings.lock_seconds),
+    }
+    result = session.execute(_HELD_BY, held)
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
     interrupt_runs(session, now, SyncRun.connection_id == connection_id)
@@ -208,12 +203,8 @@ def release_lock(core: Core, connection_id: int, owner: str) -> None:
 
 
 def _unlock(session: Session, connection_id: int, owner: str) -> None:
-    session.execute(
-        update(Connection)
-        .where(Connection.id == connection_id, Connection.lock_owner == owner)
-        .values(lock_owner=None, lock_expires_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    free = {"connection_id": connection_id, "owner": owner}
+    session.execute(_HELD_BY, {**free, "lock_owner": None, "lock_expires_at": None})
 
 
 #: Told how a sync goes: what it does now, accounts read so far, accounts to read.
@@ -358,11 +349,9 @@ def _finish(
         news = {"last_error": error.message, "last_error_code": error.code}
     with core.session() as session:
         meter.flush(session)
-        session.execute(update(_RUNS).where(_RUNS.c.id == start.run_id).values(ended))
+        session.execute(_RUN, {"run_id": start.run_id, **ended})
         if news:
-            session.execute(
-                update(_CONNECTIONS).where(_CONNECTIONS.c.id == start.connection.id).values(news)
-            )
+            session.execute(_CONNECTION, {"connection_id": start.connection.id, **news})
         _unlock(session, start.connection.id, owner)
     return view
 
@@ -440,12 +429,8 @@ def _refresh(core: Core, client: Client, start: _Start, poller: Poller) -> bool:
         job_id = client.refresh_user_institution(login_id).job_id
         started_at = core.now()
         with core.session() as session:
-            session.execute(
-                update(Connection)
-                .where(Connection.id == connection_id)
-                .values(job_id=job_id, job_purpose="sync", job_started_at=started_at)
-                .execution_options(synchronize_session=False)
-            )
+            recorded = {"job_id": job_id, "job_purpose": "sync", "job_started_at": started_at}
+            session.execute(_CONNECTION, {"connection_id": connection_id, **recorded})
     began = time.monotonic()
     elapsed = 0.0 if started_at is None else (core.now() - started_at).total_seconds()
     deadline = began + core.settings.connect_timeout_seconds
@@ -522,14 +507,10 @@ def _read(
     with core.session() as session:
         archive(core, session, connection, start.run_id, "GetUserInstitutionAccounts", found)
         provider_rows = upsert_provider_accounts(core, session, connection.id, found)
-        # Each linked account with the dates to read for it.
+        # Each linked account (as read now: its rows are matched against it, never written
+        # through it) with the dates to read for it.
         reads = [
-            (
-                row.provider_account_id,
-                row.account.id,
-                row.account.name,
-                *window(core, row.account, backfill_from),
-            )
+            (row.provider_account_id, row.account, *window(core, row.account, backfill_from))
             for row in provider_rows
             if row.account is not None
         ]
@@ -537,11 +518,11 @@ def _read(
             if row.account is not None:
                 _update_balance(core, session, row.account, row)
     counts = ImportCounts()
-    for done, (provider_account_id, account_id, name, first, last) in enumerate(reads):
-        progress(f"reading {name}", done, len(reads))
+    for done, (provider_account_id, account, first, last) in enumerate(reads):
+        progress(f"reading {account.name}", done, len(reads))
         transactions = client.get_transactions_by_transaction_date(provider_account_id, first, last)
         with core.session() as session:
-            account = load(session, Account, account_id)
+            _mark_synced(core, session, account.id, backfill_from)
             archive(
                 core,
                 session,
@@ -551,19 +532,34 @@ def _read(
                 transactions,
             )
             counts += import_transactions(session, account, transactions, first, last)
-            account.last_synced_at = core.now()
-            if backfill_from is not None and (
-                account.sync_start_date is None or backfill_from < account.sync_start_date
-            ):
-                account.sync_start_date = backfill_from
             meter.flush(session)
     progress("done", len(reads), len(reads))
-    starts, ends = [read[3] for read in reads], [read[4] for read in reads]
+    starts, ends = [read[2] for read in reads], [read[3] for read in reads]
     return _Outcome(
         RunStatus.SUCCEEDED,
         counts=counts,
         window=(min(starts, default=None), max(ends, default=None)),
     )
+
+
+def _mark_synced(
+    core: Core, session: Session, account_id: int, backfill_from: dt.date | None
+) -> None:
+    """Record that the account was read now, and how far back a backfill reached; NotFound when
+    the account is gone."""
+    synced = session.execute(_ACCOUNT, {"account_id": account_id, "last_synced_at": core.now()})
+    if not synced.rowcount:  # type: ignore[attr-defined]
+        raise NotFound(f"No account {account_id}")
+    if backfill_from is not None:
+        session.execute(
+            _ACCOUNT.where(
+                or_(
+                    _ACCOUNTS.c.sync_start_date.is_(None),
+                    _ACCOUNTS.c.sync_start_date > backfill_from,
+                )
+            ),
+            {"account_id": account_id, "sync_start_date": backfill_from},
+        )
 
 
 def _update_balance(
@@ -595,7 +591,19 @@ def _update_balance(
 _BALANCES = cast(Table, BalanceHistory.__table__)
 _RUNS = cast(Table, SyncRun.__table__)
 _CONNECTIONS = cast(Table, Connection.__table__)
+_ACCOUNTS = cast(Table, Account.__table__)
 _NEW_RUN = insert(_RUNS).returning(_RUNS.c.id)
+# UPDATEs built once (a statement built at every call costs more than SQLite takes to run it).
+# They set the columns named in the parameters they are executed with.
+_RUN = update(_RUNS).where(_RUNS.c.id == bindparam("run_id"))
+_CONNECTION = update(_CONNECTIONS).where(_CONNECTIONS.c.id == bindparam("connection_id"))
+_ACCOUNT = update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("account_id"))
+#: The lock, when it is free or has expired.
+_LOCK = _CONNECTION.where(
+    or_(_CONNECTIONS.c.lock_owner.is_(None), _CONNECTIONS.c.lock_expires_at < bindparam("now"))
+)
+#: The lock, when ``owner`` holds it.
+_HELD_BY = _CONNECTION.where(_CONNECTIONS.c.lock_owner == bindparam("owner"))
 
 
 def sync_family(
