@@ -23,6 +23,7 @@ import re
 import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,8 @@ from sophsync.store.models import Connection, ConnectionStatus, RunStatus, SyncR
 
 #: Bank logins synced at once.
 CONNECTIONS = 500
+#: Logins synced at once in the benchmark's own process to time one sync's CPU.
+TIMED_SYNCS = 50
 #: Jobs a local worker runs at a time: `sophsync worker --concurrency 64`, then one job slot per
 #: login (the most `--concurrency` accepts).
 LOCAL_CONCURRENCY = (64, 500)
@@ -79,6 +82,13 @@ def run(record: Record) -> None:
                 lone,
                 "s",
                 f"one sync alone (refresh job {FLOOR_SECONDS:g} s, SQLite)",
+            )
+            record(
+                "concurrency_sync_cpu",
+                sync_cpu(core, ids[:TIMED_SYNCS]),
+                "ms",
+                f"CPU time of one sync, the median of {TIMED_SYNCS} at once in one process (each "
+                "thread's own, no worker or queue; SQLite)",
             )
             for concurrency in LOCAL_CONCURRENCY:
                 result = measure(
@@ -248,6 +258,23 @@ def lone_sync(core: Core, connection_id: int) -> float:
     if run.status is not RunStatus.SUCCEEDED:
         raise RuntimeError(f"the sync failed: {run.error}")
     return seconds
+
+
+def sync_cpu(core: Core, ids: list[int]) -> float:
+    """The CPU time one sync takes, in ms: the median of the logins' syncs run at once in this
+    process, each timed by its own thread's CPU clock (steadier than a worker's CPU, which
+    includes its start-up and queue, on a machine whose speed varies)."""
+    stale(core, ids)
+
+    def one(connection_id: int) -> float:
+        start = time.thread_time()
+        run = sync.sync_connection(core, connection_id)
+        if run.status is not RunStatus.SUCCEEDED:
+            raise RuntimeError(f"the sync failed: {run.error}")
+        return time.thread_time() - start
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        return 1000 * statistics.median(pool.map(one, ids))
 
 
 def measure(

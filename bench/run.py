@@ -48,7 +48,8 @@ SUITES: dict[str, Any] = {
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=sorted(SUITES), help="a suite")
-    chosen = parser.parse_args(argv).only or list(SUITES)
+    only = parser.parse_args(argv).only
+    chosen = only or list(SUITES)
     results: list[dict[str, Any]] = []
 
     def record(name: str, value: float, unit: str, detail: str) -> None:
@@ -64,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "command": "make bench",
+        "command": " ".join(
+            ["bench/run.py", *(f"--only {name}" for name in only)] if only else ["make bench"]
+        ),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     RESULTS.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
