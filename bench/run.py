@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "command": " ".join(
-            ["bench/run.py", *(f"--only {name}" for name in only)] if only else ["make bench"]
+        "command": (
+            "bench/run.py " + " ".join(f"--only {name}" for name in only) if only else "make bench"
         ),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

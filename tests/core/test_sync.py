@@ -370,6 +370,14 @@ def test_backfill_reads_from_the_given_date_and_moves_the_start_back(
     assert (later.added, later.updated, later.removed) == (0, 0, 0)
     assert_matches_truth(core, engine_sandbox, view, since=since)
 
+    # A shorter backfill reads its window and leaves the earlier start where it is.
+    shorter = sync.sync_connection(
+        core, view.id, backfill_from=since + dt.timedelta(days=100), poller=FAST
+    )
+    assert shorter.status is RunStatus.SUCCEEDED
+    for account_id in accounts:
+        assert account_row(core, account_id).sync_start_date == since
+
 
 # --- pending, posted, balances --------------------------------------------------------------------
 

@@ -203,8 +203,13 @@ def release_lock(core: Core, connection_id: int, owner: str) -> None:
 
 
 def _unlock(session: Session, connection_id: int, owner: str) -> None:
-    free = {"connection_id": connection_id, "owner": owner}
-    session.execute(_HELD_BY, {**free, "lock_owner": None, "lock_expires_at": None})
+    free = {
+        "connection_id": connection_id,
+        "owner": owner,
+        "lock_owner": None,
+        "lock_expires_at": None,
+    }
+    session.execute(_HELD_BY, free)
 
 
 #: Told how a sync goes: what it does now, accounts read so far, accounts to read.
@@ -551,15 +556,12 @@ def _mark_synced(
     if not synced.rowcount:  # type: ignore[attr-defined]
         raise NotFound(f"No account {account_id}")
     if backfill_from is not None:
-        session.execute(
-            _ACCOUNT.where(
-                or_(
-                    _ACCOUNTS.c.sync_start_date.is_(None),
-                    _ACCOUNTS.c.sync_start_date > backfill_from,
-                )
-            ),
-            {"account_id": account_id, "sync_start_date": backfill_from},
-        )
+        backfill = {
+            "account_id": account_id,
+            "backfill_from": backfill_from,
+            "sync_start_date": backfill_from,
+        }
+        session.execute(_BACKFILL, backfill)
 
 
 def _update_balance(
@@ -604,6 +606,13 @@ _LOCK = _CONNECTION.where(
 )
 #: The lock, when ``owner`` holds it.
 _HELD_BY = _CONNECTION.where(_CONNECTIONS.c.lock_owner == bindparam("owner"))
+#: The account's first synced date, when the backfill (``backfill_from``) reaches further back.
+_BACKFILL = _ACCOUNT.where(
+    or_(
+        _ACCOUNTS.c.sync_start_date.is_(None),
+        _ACCOUNTS.c.sync_start_date > bindparam("backfill_from"),
+    )
+)
 
 
 def sync_family(
