@@ -8,7 +8,9 @@ worker's alone; each worker is its own process running what ``sophsync worker`` 
 local :class:`~sophsync.jobs.Worker` or procrastinate's), except that it may run more than the
 command's 64 jobs at a time; the syncs go over HTTP on 127.0.0.1. The connections are made the
 ordinary way (connect at the MFA-free test bank, link every account), then marked as not fresh
-so that each sync asks the bank to refresh.
+so that each sync asks the bank to refresh. Before the workers, 50 of the logins are synced in
+the benchmark's own process to time one sync's CPU and to count what it does (Python function
+calls, SQL statements, Sophtron requests: the same on every run of the same code).
 
 ``python bench/concurrency.py worker ...`` is the worker process itself (started by the
 benchmark, not by hand).
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import json
+import pstats
 import re
 import resource
 import signal
@@ -27,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import ACCESS_KEY, TODAY, USER_ID, Record, postgres_database, stop, wait_until_up
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from sophsync.core import connect, credentials, families, link, sync
 from sophsync.core.app import Core
@@ -45,7 +50,7 @@ from sophsync.store.models import Connection, ConnectionStatus, RunStatus, SyncR
 
 #: Bank logins synced at once.
 CONNECTIONS = 500
-#: Logins synced at once in the benchmark's own process to time one sync's CPU.
+#: Logins synced at once in the benchmark's own process to time one sync's CPU and count its work.
 TIMED_SYNCS = 50
 #: Jobs a local worker runs at a time: `sophsync worker --concurrency 64`, then one job slot per
 #: login (the most `--concurrency` accepts).
@@ -83,13 +88,7 @@ def run(record: Record) -> None:
                 "s",
                 f"one sync alone (refresh job {FLOOR_SECONDS:g} s, SQLite)",
             )
-            record(
-                "concurrency_sync_cpu",
-                sync_cpu(core, ids[:TIMED_SYNCS]),
-                "ms",
-                f"CPU time of one sync, the median of {TIMED_SYNCS} at once in one process (each "
-                "thread's own, no worker or queue; SQLite)",
-            )
+            one_sync(record, core, ids[1 : 1 + TIMED_SYNCS])
             for concurrency in LOCAL_CONCURRENCY:
                 result = measure(
                     core, LocalQueue(core), ids, data_dir, sqlite_url, "local", concurrency, 1
@@ -120,6 +119,23 @@ def run(record: Record) -> None:
             finally:
                 queue.close()
                 pg.close()
+
+
+def one_sync(record: Record, core: Core, ids: list[int]) -> None:
+    """What one sync costs, from the logins' syncs at once in this process: counted for their
+    first sync (30 days of history to import), then timed and counted for a sync like the
+    500-slot worker's (synced before: nothing new to import)."""
+    for what, value in sync_work(core, ids).items():
+        record(f"concurrency_first_sync_{what}", value, *WORK[what])
+    record(
+        "concurrency_sync_cpu",
+        sync_cpu(core, ids),
+        "ms",
+        f"CPU time of one sync of a login synced before, the median of {len(ids)} at once in "
+        "one process (each thread's own, no worker or queue; SQLite)",
+    )
+    for what, value in sync_work(core, ids).items():
+        record(f"concurrency_sync_{what}", value, *WORK[what])
 
 
 @dataclass
@@ -275,6 +291,47 @@ def sync_cpu(core: Core, ids: list[int]) -> float:
 
     with ThreadPoolExecutor(len(ids)) as pool:
         return 1000 * statistics.median(pool.map(one, ids))
+
+
+#: What one sync does, counted (the median of TIMED_SYNCS at once): the same on every run of the
+#: same code, unlike its CPU time on a machine whose speed varies, so that two commits compare.
+WORK = {
+    "calls": ("calls", "Python function calls of one sync, the median (cProfile on its thread)"),
+    "statements": ("statements", "SQL statements one sync executes, the median"),
+    "requests": ("requests", "Sophtron requests one sync makes, the median"),
+}
+
+
+def sync_work(core: Core, ids: list[int]) -> dict[str, float]:
+    """The logins' syncs at once in this process, each counted on its own thread: the median
+    sync's Python function calls, SQL statements and Sophtron requests."""
+    stale(core, ids)
+    statements = threading.local()
+
+    def count(*_: object) -> None:
+        statements.count = getattr(statements, "count", 0) + 1
+
+    def one(connection_id: int) -> tuple[int, int, int]:
+        statements.count = 0
+        profile = cProfile.Profile()
+        profile.enable()
+        try:
+            run = sync.sync_connection(core, connection_id)
+        finally:
+            profile.disable()
+        if run.status is not RunStatus.SUCCEEDED:
+            raise RuntimeError(f"the sync failed: {run.error}")
+        return pstats.Stats(profile).total_calls, statements.count, run.requests  # type: ignore[attr-defined]
+
+    event.listen(core.engine, "before_cursor_execute", count)
+    try:
+        with ThreadPoolExecutor(len(ids)) as pool:
+            counted = list(pool.map(one, ids))
+    finally:
+        event.remove(core.engine, "before_cursor_execute", count)
+    return {
+        what: statistics.median(row[index] for row in counted) for index, what in enumerate(WORK)
+    }
 
 
 def measure(

@@ -305,14 +305,14 @@ def _insert_new(
 ) -> None:
     """Insert new rows with one ``executemany`` on the driver's cursor.
 
-    The statement is SQLAlchemy's own INSERT, compiled once for the session's database, and every
+    The statement is SQLAlchemy's own INSERT, compiled once for each kind of database, and every
     value goes through the column type's own bind processor for that database, as SQLAlchemy
     would send it. What is left out is SQLAlchemy's per-row bookkeeping (a parameter dictionary
     per row, every processor called row by row, the same timestamps computed for every row): for
     a first sync of a long history it cost more than the database's own work.
     """
     connection = session.connection()
-    dialect = connection.dialect
+    plan = _plan(connection.dialect)
     stamp = dt.datetime.now(dt.UTC)
     same: dict[str, object] = {
         "account_id": account_id,
@@ -322,27 +322,60 @@ def _insert_new(
         "created_at": stamp,
         "updated_at": stamp,
     }
-    per_row: dict[str, list[Any]] = {
-        "provider_id": [row.provider_id for row in rows],
-        "fingerprint": [row.fingerprint for row in rows],
-        **{name: [getattr(row, name) for row in rows] for name in _FIELDS},
-    }
-    # Compiled for positional parameters (psycopg's named ones cost a lookup per value) and
-    # inline (no RETURNING of ids nobody reads).
-    positional = dialect if dialect.positional else _positional(dialect)
-    compiled = insert(_TABLE).inline().compile(dialect=positional, column_keys=[*same, *per_row])
-    assert compiled.positiontup is not None
-    names = list(compiled.positiontup)
     columns: list[list[Any]] = []
-    for name in names:
-        process = _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+    for name, process in plan.columns:
         if name in same:
             value = same[name] if process is None else process(same[name])
             columns.append([value] * len(rows))
         else:
-            given = per_row[name]
+            given = [getattr(row, name) for row in rows]
             columns.append(given if process is None else [process(value) for value in given])
-    connection.exec_driver_sql(str(compiled), list(zip(*columns, strict=True)))
+    connection.exec_driver_sql(plan.sql, list(zip(*columns, strict=True)))
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    """The new rows' INSERT for one kind of database: its SQL, and the parameters it takes in
+    order, each with the bind processor its value goes through (None: sent as it is)."""
+
+    sql: str
+    columns: tuple[tuple[str, Any], ...]
+
+
+_PLANS: dict[type[Dialect], _InsertPlan] = {}
+#: Every column a new row is inserted with: the ones the same for all rows of an import, then
+#: each row's own (Incoming's attributes of the same names).
+_INSERTED = (
+    "account_id",
+    "source_id",
+    "status",
+    "deleted",
+    "created_at",
+    "updated_at",
+    "provider_id",
+    "fingerprint",
+    *_FIELDS,
+)
+
+
+def _plan(dialect: Dialect) -> _InsertPlan:
+    """The INSERT of new rows for this dialect, compiled at its first use.
+
+    Compiled for positional parameters (psycopg's named ones cost a lookup per value) and inline
+    (no RETURNING of ids nobody reads)."""
+    found = _PLANS.get(type(dialect))
+    if found is None:
+        positional = dialect if dialect.positional else _positional(dialect)
+        compiled = insert(_TABLE).inline().compile(dialect=positional, column_keys=_INSERTED)
+        assert compiled.positiontup is not None
+        found = _PLANS[type(dialect)] = _InsertPlan(
+            str(compiled),
+            tuple(
+                (name, _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+                for name in compiled.positiontup
+            ),
+        )
+    return found
 
 
 _POSITIONAL: dict[type[Dialect], Dialect] = {}
