@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Dialect, Table, insert, select
 from sqlalchemy.engine.default import DefaultDialect
@@ -35,6 +35,9 @@ from sqlalchemy.orm import Session
 
 from ..sophtron.models import Transaction as SophtronTransaction
 from ..store.models import Account, Transaction, TxnStatus
+
+if TYPE_CHECKING:
+    import psycopg
 
 _TABLE = cast(Table, Transaction.__table__)
 
@@ -303,13 +306,15 @@ def import_transactions(
 def _insert_new(
     session: Session, account_id: int, source_id: int | None, rows: Sequence[Incoming]
 ) -> None:
-    """Insert new rows with one ``executemany`` on the driver's cursor.
+    """Insert new rows in one go on the driver's cursor: PostgreSQL's ``COPY``, else one
+    ``executemany`` of SQLAlchemy's own INSERT, compiled once for each kind of database.
 
-    The statement is SQLAlchemy's own INSERT, compiled once for each kind of database, and every
-    value goes through the column type's own bind processor for that database, as SQLAlchemy
-    would send it. What is left out is SQLAlchemy's per-row bookkeeping (a parameter dictionary
-    per row, every processor called row by row, the same timestamps computed for every row): for
-    a first sync of a long history it cost more than the database's own work.
+    Every value goes through the column type's own bind processor for that database, as
+    SQLAlchemy would send it. What is left out is SQLAlchemy's per-row bookkeeping (a parameter
+    dictionary per row, every processor called row by row, the same timestamps computed for
+    every row): for a first sync of a long history it cost more than the database's own work.
+    ``COPY`` loads the rows about twice as fast as psycopg's ``executemany``; like the INSERT, it
+    fails whole if a row breaks a constraint.
     """
     connection = session.connection()
     plan = _plan(connection.dialect)
@@ -330,7 +335,14 @@ def _insert_new(
         else:
             given = [getattr(row, name) for row in rows]
             columns.append(given if process is None else [process(value) for value in given])
-    connection.exec_driver_sql(plan.sql, list(zip(*columns, strict=True)))
+    values = zip(*columns, strict=True)
+    if plan.copy is None:
+        connection.exec_driver_sql(plan.sql, list(values))
+        return
+    driver = cast("psycopg.Connection[Any]", connection.connection.driver_connection)
+    with driver.cursor() as cursor, cursor.copy(plan.copy) as copy:
+        for row in values:
+            copy.write_row(row)
 
 
 @dataclass(frozen=True)
@@ -340,6 +352,8 @@ class _InsertPlan:
 
     sql: str
     columns: tuple[tuple[str, Any], ...]
+    #: The same columns' ``COPY ... FROM STDIN`` with psycopg (PostgreSQL), else None.
+    copy: str | None
 
 
 _PLANS: dict[type[Dialect], _InsertPlan] = {}
@@ -368,12 +382,17 @@ def _plan(dialect: Dialect) -> _InsertPlan:
         positional = dialect if dialect.positional else _positional(dialect)
         compiled = insert(_TABLE).inline().compile(dialect=positional, column_keys=_INSERTED)
         assert compiled.positiontup is not None
+        quote = dialect.identifier_preparer.quote
+        columns = ", ".join(quote(name) for name in compiled.positiontup)
         found = _PLANS[type(dialect)] = _InsertPlan(
             str(compiled),
             tuple(
                 (name, _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect))
                 for name in compiled.positiontup
             ),
+            f"COPY {quote(_TABLE.name)} ({columns}) FROM STDIN"
+            if dialect.driver == "psycopg"
+            else None,
         )
     return found
 
