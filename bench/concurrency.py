@@ -33,10 +33,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from common import ACCESS_KEY, TODAY, USER_ID, Record, postgres_database, stop, wait_until_up
 from sqlalchemy import event, func, select, update
@@ -47,6 +48,8 @@ from sophsync.jobs import LocalQueue, Queue, Worker, defer_sync, pool_size_for
 from sophsync.jobs.pg import ProcrastinateQueue
 from sophsync.settings import Settings
 from sophsync.store.models import Connection, ConnectionStatus, RunStatus, SyncRun
+
+T = TypeVar("T")
 
 #: Bank logins synced at once.
 CONNECTIONS = 500
@@ -266,31 +269,40 @@ def stale(core: Core, ids: list[int]) -> int:
         return int(session.scalar(select(func.coalesce(func.max(SyncRun.id), 0))) or 0)
 
 
+def synced(core: Core, connection_id: int) -> sync.SyncRunView:
+    """Sync the login now; raise if the sync did not succeed."""
+    run = sync.sync_connection(core, connection_id)
+    if run.status is not RunStatus.SUCCEEDED:
+        raise RuntimeError(f"the sync failed: {run.error}")
+    return run
+
+
+def at_once(core: Core, ids: list[int], one: Callable[[int], T]) -> list[T]:
+    """``one`` of every login at once, each on a thread of its own, after making them all due
+    for a refresh."""
+    stale(core, ids)
+    with ThreadPoolExecutor(len(ids)) as pool:
+        return list(pool.map(one, ids))
+
+
 def lone_sync(core: Core, connection_id: int) -> float:
     stale(core, [connection_id])
     start = time.perf_counter()
-    run = sync.sync_connection(core, connection_id)
-    seconds = time.perf_counter() - start
-    if run.status is not RunStatus.SUCCEEDED:
-        raise RuntimeError(f"the sync failed: {run.error}")
-    return seconds
+    synced(core, connection_id)
+    return time.perf_counter() - start
 
 
 def sync_cpu(core: Core, ids: list[int]) -> float:
     """The CPU time one sync takes, in ms: the median of the logins' syncs run at once in this
     process, each timed by its own thread's CPU clock (steadier than a worker's CPU, which
     includes its start-up and queue, on a machine whose speed varies)."""
-    stale(core, ids)
 
     def one(connection_id: int) -> float:
         start = time.thread_time()
-        run = sync.sync_connection(core, connection_id)
-        if run.status is not RunStatus.SUCCEEDED:
-            raise RuntimeError(f"the sync failed: {run.error}")
+        synced(core, connection_id)
         return time.thread_time() - start
 
-    with ThreadPoolExecutor(len(ids)) as pool:
-        return 1000 * statistics.median(pool.map(one, ids))
+    return 1000 * statistics.median(at_once(core, ids, one))
 
 
 #: What one sync does, counted (the median of TIMED_SYNCS at once): the same on every run of the
@@ -305,7 +317,6 @@ WORK = {
 def sync_work(core: Core, ids: list[int]) -> dict[str, float]:
     """The logins' syncs at once in this process, each counted on its own thread: the median
     sync's Python function calls, SQL statements and Sophtron requests."""
-    stale(core, ids)
     statements = threading.local()
 
     def count(*_: object) -> None:
@@ -316,17 +327,14 @@ def sync_work(core: Core, ids: list[int]) -> dict[str, float]:
         profile = cProfile.Profile()
         profile.enable()
         try:
-            run = sync.sync_connection(core, connection_id)
+            run = synced(core, connection_id)
         finally:
             profile.disable()
-        if run.status is not RunStatus.SUCCEEDED:
-            raise RuntimeError(f"the sync failed: {run.error}")
         return pstats.Stats(profile).total_calls, statements.count, run.requests  # type: ignore[attr-defined]
 
     event.listen(core.engine, "before_cursor_execute", count)
     try:
-        with ThreadPoolExecutor(len(ids)) as pool:
-            counted = list(pool.map(one, ids))
+        counted = at_once(core, ids, one)
     finally:
         event.remove(core.engine, "before_cursor_execute", count)
     return {

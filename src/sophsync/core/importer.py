@@ -397,16 +397,9 @@ def _plan(dialect: Dialect) -> _InsertPlan:
     return found
 
 
-_POSITIONAL: dict[type[Dialect], Dialect] = {}
-
-
 def _positional(dialect: Dialect) -> Dialect:
     """The dialect with the positional form of its driver's parameters (``%s`` for psycopg)."""
-    found = _POSITIONAL.get(type(dialect))
-    if found is None:
-        kind = cast("type[DefaultDialect]", type(dialect))
-        found = _POSITIONAL[type(dialect)] = kind(paramstyle="format")
-    return found
+    return cast("type[DefaultDialect]", type(dialect))(paramstyle="format")
 
 
 def _count(counts: ImportCounts, changed: bool) -> None:
