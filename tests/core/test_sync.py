@@ -1072,7 +1072,9 @@ def test_a_sync_waits_as_long_as_the_last_refresh_and_reads_the_job_once(
     assert view.status is ConnectionStatus.CONNECTED
     learnt = connection_row(core, view.id).refresh_seconds
     assert learnt is not None
-    assert 1.0 <= learnt < 3
+    # Our clock starts when the request that started the job has come back, a moment after the
+    # sandbox's: a poll that lands right as the job ends learns a little under its 1 s.
+    assert 0.9 <= learnt < 3
     link.link_all(core, admin, view.id, history_days=30)
 
     def next_day_sync(*, learn: bool = True) -> sync.SyncRunView:
@@ -1109,7 +1111,7 @@ def test_a_sync_waits_as_long_as_the_last_refresh_and_reads_the_job_once(
     assert calls(stats(engine_sandbox), JOB) == len(waits) >= 2
     relearnt = connection_row(core, view.id).refresh_seconds
     assert relearnt is not None
-    assert relearnt >= 1.0 * sync.MARGIN
+    assert relearnt >= 0.9 * sync.MARGIN  # the 1 s refresh with its margin (clocks as above)
 
     # A poller that does not learn reads the job at once.
     next_day_sync(learn=False)
