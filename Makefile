@@ -45,7 +45,10 @@ sandbox: install
 test: install-dev
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The web benchmark loads the server with wrk (Debian's package), installed here when missing.
 bench: install-dev
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "make bench needs wrk, the HTTP load generator: apt-get install wrk"; exit 1; }
 	$(VENV)/bin/python bench/run.py
 
 soak: install-dev

@@ -1,20 +1,20 @@
 """The web app at 100,000 transactions: the transactions pages, HTML and JSON, first and deep
 pages, one request at a time; then the dashboard and the first page of the transactions API
-under concurrent load, served by ``sophsync serve`` in its own process (SQLite, then
-PostgreSQL)."""
+under concurrent load from wrk, served by ``sophsync serve`` in processes of its own, one and
+then two (SQLite, then PostgreSQL)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,21 +106,28 @@ def web_pages(record: Record, count: int = 100_000) -> None:
         core.close()
 
 
-#: Concurrent clients of the load generator (a light load, then a busy household's office), and
-#: the requests each page gets at each load.
+#: Concurrent clients of the load generator (a light load, then a busy household's office).
 CLIENTS = (4, 16)
-REQUESTS = 800
-#: A page still loading after this long is recorded as far as it got.
-LOAD_SECONDS = 60.0
+#: Web processes of ``sophsync serve --workers``: one, then one per CPU core of this machine.
+WEB_PROCESSES = (1, 2)
+#: Each page is loaded for this long at each load, after a second to warm up.
+LOAD_SECONDS = 5
+#: The load generator: wrk, written in C, so that the load it makes takes little of the CPU the
+#: server needs (an asyncio and httpx client spent more per request than the server did).
+WRK = "wrk"
+WRK_REPORT = Path(__file__).with_name("wrk_report.lua")
 
 
 def web_load(record: Record, count: int = 100_000) -> None:
     """The dashboard and the first page of ``GET /api/v1/transactions`` under ``CLIENTS``
-    concurrent clients, with ``count`` transactions: p50 / p95 latency and throughput.
+    concurrent clients, with ``count`` transactions, served by one process and then by
+    ``--workers 2``: p50 / p95 latency, throughput and the server's CPU time per request.
 
-    The app runs as ``sophsync serve`` in its own process, as deployed, so that the load
-    generator (asyncio and httpx here) does not share an interpreter with the server; on
-    SQLite the embedded worker idles in the server process as it does in production."""
+    The app runs as ``sophsync serve`` in its own processes, as deployed; each client of
+    ``wrk`` sends its next request as soon as its last one is answered. On SQLite the embedded
+    worker idles in the server process as it does in production."""
+    if shutil.which(WRK) is None:
+        raise SystemExit("bench web needs wrk, the HTTP load generator: apt-get install wrk")
     with tempfile.TemporaryDirectory() as folder:
         load_on(record, "sqlite", Path(folder), f"sqlite:///{Path(folder) / 'sophsync.db'}", count)
     with tempfile.TemporaryDirectory() as folder, postgres_database() as url:
@@ -140,97 +147,97 @@ def load_on(record: Record, backend: str, data_dir: Path, url: str, count: int) 
                 connection.commit()
     finally:
         core.close()
-    with serve_process(data_dir, url, embedded=backend == "sqlite") as (root, server):
-        session = httpx.post(
-            f"{root}/api/v1/session", json={"email": who.email, "password": "bench password"}
-        )
-        session.raise_for_status()
-        for name, path, headers, cookies in (
-            ("dashboard", "/", {}, session.cookies),
-            (
-                "api_first",
-                "/api/v1/transactions?limit=50",
-                {"authorization": f"Bearer {token}"},
-                httpx.Cookies(),
-            ),
-        ):
-            for clients in CLIENTS:
-                samples, seconds, cpu = asyncio.run(
-                    load(root, path, headers, cookies, clients, server.pid)
-                )
-                where = f"{clients} concurrent clients, {count:,} transactions ({backend})"
-                prefix = f"web_load_{backend}_{name}_c{clients}"
-                for q in (0.5, 0.95):
-                    record(
-                        f"{prefix}_p{round(q * 100)}",
-                        percentile(samples, q) * 1000,
-                        "ms",
-                        f"GET {path.split('?')[0]}, {where}",
+    for processes in WEB_PROCESSES:
+        serving = serve_process(data_dir, url, embedded=backend == "sqlite", workers=processes)
+        with serving as (root, server):
+            session = httpx.post(
+                f"{root}/api/v1/session", json={"email": who.email, "password": "bench password"}
+            )
+            session.raise_for_status()
+            cookie = "; ".join(f"{name}={value}" for name, value in session.cookies.items())
+            for name, path, header in (
+                ("dashboard", "/", f"Cookie: {cookie}"),
+                ("api_first", "/api/v1/transactions?limit=50", f"Authorization: Bearer {token}"),
+            ):
+                key, value = header.split(": ", 1)
+                answer = httpx.get(f"{root}{path}", headers={key: value})
+                assert answer.status_code == 200, (path, answer.status_code)  # not a redirect
+                # One process keeps the names of earlier results; more are named by their count.
+                by = "" if processes == 1 else f"_w{processes}"
+                for clients in CLIENTS:
+                    report(
+                        record,
+                        f"web_load_{backend}_{name}{by}_c{clients}",
+                        f"GET {path.split('?')[0]}, {clients} concurrent clients, {count:,} "
+                        f"transactions ({backend}, "
+                        f"{'one process' if processes == 1 else f'--workers {processes}'})",
+                        load(f"{root}{path}", header, clients, server.pid),
                     )
-                record(
-                    f"{prefix}_rate",
-                    per_second(len(samples), seconds),
-                    "req/s",
-                    f"{len(samples)} requests in {seconds:.1f} s, {where}",
-                )
-                record(
-                    f"{prefix}_server_cpu",
-                    cpu / len(samples) * 1000,
-                    "ms/req",
-                    f"the server's CPU time per request (user + system), {where}",
-                )
 
 
-async def load(
-    root: str,
-    path: str,
-    headers: dict[str, str],
-    cookies: httpx.Cookies,
-    clients: int,
-    server: int,
-) -> tuple[list[float], float, float]:
-    """``REQUESTS`` GETs of ``path`` from ``clients`` clients at once, each sending its next
-    request as soon as its last one is answered: the latency of each, the time taken and the
-    CPU seconds the ``server`` process spent meanwhile."""
-    samples: list[float] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(
-        base_url=root, headers=headers, cookies=cookies, limits=limits, timeout=30
-    ) as http:
-        for _ in range(clients):  # warm: one connection per client, caches filled
-            response = await http.get(path)
-            assert response.status_code == 200, (path, response.status_code)
-        remaining = REQUESTS
-        cpu_before = cpu_seconds(server)
-        start = time.perf_counter()
-        deadline = start + LOAD_SECONDS
+def report(record: Record, prefix: str, what: str, result: dict[str, float]) -> None:
+    for q in (50, 95):
+        record(f"{prefix}_p{q}", result[f"p{q}_us"] / 1000, "ms", what)
+    seconds = result["duration_us"] / 1e6
+    record(
+        f"{prefix}_rate",
+        per_second(int(result["requests"]), seconds),
+        "req/s",
+        f"{result['requests']:,.0f} requests in {seconds:.1f} s, {what}",
+    )
+    record(
+        f"{prefix}_server_cpu",
+        result["cpu"] / result["requests"] * 1000,
+        "ms/req",
+        f"the server's CPU time per request (its processes, user + system), {what}",
+    )
 
-        async def client() -> None:
-            nonlocal remaining
-            while remaining > 0 and time.perf_counter() < deadline:
-                remaining -= 1
-                began = time.perf_counter()
-                response = await http.get(path)
-                samples.append(time.perf_counter() - began)
-                assert response.status_code == 200, (path, response.status_code)
 
-        await asyncio.gather(*(client() for _ in range(clients)))
-        return samples, time.perf_counter() - start, cpu_seconds(server) - cpu_before
+def load(url: str, header: str, clients: int, server: int) -> dict[str, float]:
+    """``wrk`` with ``clients`` connections on ``url`` for ``LOAD_SECONDS`` (after a second's
+    warm-up): its report, and in ``cpu`` the CPU seconds the ``server`` process and its
+    children spent meanwhile. Any answer but 200 fails the run."""
+    command = [WRK, "-t1", f"-c{clients}", "--timeout", "30s", "-H", header, "-s", str(WRK_REPORT)]
+    wrk([*command, "-d1s", url])
+    before = tree_cpu_seconds(server)
+    report = wrk([*command, f"-d{LOAD_SECONDS}s", url])
+    report["cpu"] = tree_cpu_seconds(server) - before
+    assert report["errors"] == 0, (url, report)
+    return report
+
+
+def wrk(command: list[str]) -> dict[str, float]:
+    """Run wrk; the JSON line ``wrk_report.lua`` printed."""
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout  # noqa: S603
+    line = next(line for line in out.splitlines() if line.startswith("{"))
+    return dict(json.loads(line))
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by process ``pid`` and its children (``serve --workers``' web
+    processes), from Linux's ``/proc``."""
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    return cpu_seconds(pid) + sum(tree_cpu_seconds(child) for child in children)
 
 
 @contextlib.contextmanager
 def serve_process(
-    data_dir: Path, url: str, *, embedded: bool
+    data_dir: Path, url: str, *, embedded: bool, workers: int = 1
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``sophsync serve`` on a free port of 127.0.0.1 in its own process: its root URL and the
-    process."""
+    """``sophsync serve --workers WORKERS`` on a free port of 127.0.0.1 in processes of its
+    own: its root URL and the (first) process."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHSYNC_", "SOPHTRON_"))}
     env.update(SOPHSYNC_DATA_DIR=str(data_dir), SOPHSYNC_DATABASE_URL=url)
     command = [sys.executable, "-m", "sophsync", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), *([] if embedded else ["--no-worker"])]
+    command += ["--port", str(port), "--workers", str(workers)]
+    command += [] if embedded else ["--no-worker"]
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -223,7 +224,100 @@ def test_serve_with_the_sandbox_runs_the_web_app(unused_port: int, tmp_path: Pat
     assert "Traceback" not in err
 
 
-def test_serve_refuses_no_worker_on_sqlite(tmp_path: Path) -> None:
+def web_processes(pid: int) -> list[int]:
+    """The web processes ``serve --workers`` started: its children that multiprocessing spawned
+    (not its resource tracker)."""
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    return [
+        child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def wait_until(check: Callable[[], object], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_serve_with_several_web_processes_shares_the_port_and_runs_jobs_once(
+    unused_port: int, tmp_path: Path
+) -> None:
+    """--workers 2: two web processes answer on one port with one another's sessions, a sync
+    asked of either runs in the parent's worker, a web process that dies is replaced, and
+    Ctrl+C stops them all."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHTRON_", "SOPHSYNC_"))}
+    env["SOPHSYNC_DATA_DIR"] = str(tmp_path)
+    process = subprocess.Popen(
+        [*SOPHSYNC, "serve", "--sandbox", "--workers", "2", "--port", str(unused_port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    root = f"http://127.0.0.1:{unused_port}"
+    api = f"{root}/api/v1"
+    try:
+        _wait_for(f"{root}/healthz", process)
+        wait_until(lambda: len(web_processes(process.pid)) == 2, "two web processes")
+        first = web_processes(process.pid)
+        with httpx.Client(timeout=30) as admin:
+            user = {"family": "Serve", "email": "serve@example.com", "password": "a long password"}
+            assert admin.post(f"{api}/setup", json=user).status_code == 201
+            assert admin.put(f"{api}/credentials", json={}).status_code == 200
+            found = admin.get(f"{api}/institutions", params={"q": "Sophtron Bank NoMFA"}).json()
+            bank = next(item for item in found if item["name"] == "Sophtron Bank NoMFA")
+            login = {"institution_id": bank["institution_id"], "username": "u", "password": "p"}
+            connection = admin.post(f"{api}/connections", json=login).json()
+            poll = f"{api}/connections/{connection['id']}/poll"
+            wait_until(lambda: admin.post(poll).json()["status"] == "connected", "connected")
+            found = admin.get(f"{api}/provider-accounts").json()
+            for provider in found:
+                link = {"provider_account_id": provider["id"], "history_days": 30}
+                assert admin.post(f"{api}/links", json=link).status_code == 201
+            cookies = admin.cookies
+
+        def fresh(method: str, path: str, **kwargs: object) -> httpx.Response:
+            """A request on a connection of its own, so that either web process may take it."""
+            with httpx.Client(cookies=cookies, timeout=30) as client:
+                return client.request(method, f"{api}{path}", **kwargs)  # type: ignore[arg-type]
+
+        queued = fresh("POST", "/sync", json={"connection_id": connection["id"]})
+        assert queued.status_code == 202, queued.text
+        wait_until(
+            lambda: [run["status"] for run in fresh("GET", "/sync-runs").json()] == ["succeeded"],
+            "the sync ran, once",
+        )
+        transactions = fresh("GET", "/transactions", params={"limit": 10}).json()["items"]
+        assert len(transactions) == 10
+        assert all(fresh("GET", "/me").status_code == 200 for _ in range(20))
+
+        os.kill(first[0], signal.SIGKILL)
+        assert all(fresh("GET", "/me").status_code == 200 for _ in range(10))
+        wait_until(
+            lambda: len(now := web_processes(process.pid)) == 2 and first[0] not in now,
+            "the dead web process replaced",
+        )
+        assert fresh("GET", "/me").status_code == 200
+        serving = web_processes(process.pid)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in [*first, *serving])
+    assert "sophsync on http://127.0.0.1" in out
+    assert "Traceback" not in err
+
+
+def test_serve_refuses_no_worker_on_sqlite_and_no_web_process(tmp_path: Path) -> None:
     result = run("--data-dir", str(tmp_path), "serve", "--no-worker")
     assert result.returncode == 2
     assert "--no-worker needs PostgreSQL" in result.stderr
+    result = run("--data-dir", str(tmp_path), "serve", "--workers", "0")
+    assert result.returncode == 2
+    assert "'--workers': 0 is not in the range 1<=x<=64" in result.stderr

@@ -1,15 +1,43 @@
-"""``sophsync serve``: the web app (and, embedded, its worker) in one process."""
+"""``sophsync serve``: the web app (and, embedded, its worker) in one process, or its pages
+and API in several processes sharing one port (``--workers``) beside this one's worker."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 import click
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from ..core.app import Core
 from ..jobs import MAX_CONCURRENCY, LocalQueue, Worker, pool_size_for
 from ..sandbox import SandboxConfig, SandboxServer, new_credentials
+from ..settings import Settings
 from ..web import create_app
 from .context import settings_of
+
+#: Web processes ``--workers`` accepts.
+MAX_WEB_PROCESSES = 64
+
+
+@dataclass(frozen=True)
+class WebProcess:
+    """The app factory of one web process started by ``serve --workers``.
+
+    uvicorn starts each process afresh (``spawn``) and hands it this object, pickled: so every
+    process serves with the settings ``serve`` was started with (flags, environment, config
+    file, the sandbox's address and credentials) without writing them anywhere. The database is
+    migrated by the parent before any process starts.
+    """
+
+    settings: Settings
+    log_level: int
+
+    def __call__(self) -> FastAPI:
+        logging.basicConfig(level=self.log_level, format="%(levelname)s %(name)s: %(message)s")
+        return create_app(Core.open(self.settings, migrate=False))
 
 
 @click.command(short_help="Run the web app and REST API.")
@@ -39,9 +67,22 @@ from .context import settings_of
     type=click.IntRange(1, MAX_CONCURRENCY),
     help="Jobs the in-process worker runs at the same time.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, MAX_WEB_PROCESSES),
+    help="Web processes sharing the port, about one per CPU core; jobs stay in this process.",
+)
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str, port: int, with_sandbox: bool, no_worker: bool, concurrency: int
+    ctx: click.Context,
+    host: str,
+    port: int,
+    with_sandbox: bool,
+    no_worker: bool,
+    concurrency: int,
+    workers: int,
 ) -> None:
     """Run the web app: the household's pages at /, the REST API under /api/v1 (OpenAPI at
     /openapi.json, docs at /docs), /healthz, /readyz and /metrics.
@@ -49,6 +90,10 @@ def serve(
     Embedded (SQLite), the background worker runs in the same process. With PostgreSQL, run the
     web tier with --no-worker next to `sophsync worker` processes. --sandbox starts the local
     Sophtron too, with fresh credentials that the first admin can save as they are.
+
+    --workers N serves the pages and the API from N processes on the one port (uvicorn's
+    supervisor restarts one that dies); the worker, the schedule and the sandbox stay in this
+    process.
     """
     settings = settings_of(ctx)
     if no_worker and settings.embedded:
@@ -72,7 +117,6 @@ def serve(
             "with empty fields uses it."
         )
     core = Core.open(settings, pool_size=pool_size_for(concurrency))
-    app = create_app(core)
     worker: Worker | None = None
     threads = []
     if not no_worker:
@@ -83,10 +127,26 @@ def serve(
             click.echo("Jobs run on procrastinate: start `sophsync worker` processes too.")
     click.echo(f"sophsync on http://{host}:{port} (API docs at /docs); Ctrl+C to stop.")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        if workers == 1:
+            uvicorn.run(create_app(core), host=host, port=port, log_level="warning")
+        else:
+            serve_in_processes(settings, host, port, workers)
     finally:
         if worker is not None:
             worker.stop(threads)
         if sandbox is not None:
             sandbox.stop()
         core.close()
+
+
+def serve_in_processes(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Serve the app from ``workers`` processes on one socket until SIGINT or SIGTERM."""
+    config = uvicorn.Config(
+        WebProcess(settings, logging.getLogger().getEffectiveLevel()),
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
