@@ -163,14 +163,15 @@ def load_on(record: Record, backend: str, data_dir: Path, url: str, count: int) 
                 answer = httpx.get(f"{root}{path}", headers={key: value})
                 assert answer.status_code == 200, (path, answer.status_code)  # not a redirect
                 # One process keeps the names of earlier results; more are named by their count.
-                by = "" if processes == 1 else f"_w{processes}"
+                named, served_by = ("", "one process")
+                if processes > 1:
+                    named, served_by = (f"_w{processes}", f"--workers {processes}")
                 for clients in CLIENTS:
                     report(
                         record,
-                        f"web_load_{backend}_{name}{by}_c{clients}",
+                        f"web_load_{backend}_{name}{named}_c{clients}",
                         f"GET {path.split('?')[0]}, {clients} concurrent clients, {count:,} "
-                        f"transactions ({backend}, "
-                        f"{'one process' if processes == 1 else f'--workers {processes}'})",
+                        f"transactions ({backend}, {served_by})",
                         load(f"{root}{path}", header, clients, server.pid),
                     )
 

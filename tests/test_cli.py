@@ -80,6 +80,18 @@ def test_bad_input_is_one_clear_line(args: list[str], message: str) -> None:
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def started(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``sophsync ARGS`` running in the background, its output kept for the test."""
+    return subprocess.Popen(
+        [*SOPHSYNC, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _wait_for(url: str, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -94,26 +106,19 @@ def _wait_for(url: str, process: subprocess.Popen[str]) -> None:
 
 def test_sandbox_command_serves_sophtron(unused_port: int) -> None:
     env = {**os.environ, "SOPHTRON_USER_ID": USER_ID, "SOPHTRON_ACCESS_KEY": ACCESS_KEY}
-    process = subprocess.Popen(
-        [
-            *SOPHSYNC,
-            "sandbox",
-            "--port",
-            str(unused_port),
-            "--job-seconds",
-            "0",
-            "--seed",
-            "3",
-            "--today",
-            "2026-11-21",
-            "--rate-limit",
-            "100/MIN",
-        ],
-        cwd=ROOT,
+    process = started(
+        "sandbox",
+        "--port",
+        str(unused_port),
+        "--job-seconds",
+        "0",
+        "--seed",
+        "3",
+        "--today",
+        "2026-11-21",
+        "--rate-limit",
+        "100/MIN",
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     root = f"http://127.0.0.1:{unused_port}"
     try:
@@ -139,14 +144,7 @@ def test_sandbox_command_serves_sophtron(unused_port: int) -> None:
 
 def test_sandbox_command_prints_fresh_credentials_when_none_given(unused_port: int) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHTRON_")}
-    process = subprocess.Popen(
-        [*SOPHSYNC, "sandbox", "--port", str(unused_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = started("sandbox", "--port", str(unused_port), env=env)
     try:
         _wait_for(f"http://127.0.0.1:{unused_port}/_sandbox", process)
     finally:
@@ -190,14 +188,7 @@ def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
 def test_serve_with_the_sandbox_runs_the_web_app(unused_port: int, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHTRON_", "SOPHSYNC_"))}
     env["SOPHSYNC_DATA_DIR"] = str(tmp_path)
-    process = subprocess.Popen(
-        [*SOPHSYNC, "serve", "--sandbox", "--port", str(unused_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = started("serve", "--sandbox", "--port", str(unused_port), env=env)
     root = f"http://127.0.0.1:{unused_port}"
     try:
         _wait_for(f"{root}/healthz", process)
@@ -252,14 +243,7 @@ def test_serve_with_several_web_processes_shares_the_port_and_runs_jobs_once(
     Ctrl+C stops them all."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHTRON_", "SOPHSYNC_"))}
     env["SOPHSYNC_DATA_DIR"] = str(tmp_path)
-    process = subprocess.Popen(
-        [*SOPHSYNC, "serve", "--sandbox", "--workers", "2", "--port", str(unused_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = started("serve", "--sandbox", "--workers", "2", "--port", str(unused_port), env=env)
     root = f"http://127.0.0.1:{unused_port}"
     api = f"{root}/api/v1"
     try:
