@@ -197,7 +197,8 @@ def report(record: Record, prefix: str, what: str, result: dict[str, float]) -> 
 def load(url: str, header: str, clients: int, server: int) -> dict[str, float]:
     """``wrk`` with ``clients`` connections on ``url`` for ``LOAD_SECONDS`` (after a second's
     warm-up): its report, and in ``cpu`` the CPU seconds the ``server`` process and its
-    children spent meanwhile. Any answer but 200 fails the run."""
+    children spent meanwhile. Any error or answer outside 2xx and 3xx fails the run (wrk counts
+    those; :func:`load_on` first checks that the page answers 200, not a redirect)."""
     command = [WRK, "-t1", f"-c{clients}", "--timeout", "30s", "-H", header, "-s", str(WRK_REPORT)]
     wrk([*command, "-d1s", url])
     before = tree_cpu_seconds(server)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import subprocess
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -134,3 +135,14 @@ def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 60
             if process.poll() is None:
                 process.kill()
                 process.wait(30)
+
+
+def wait_until(
+    check: Callable[[], object], what: str = "the condition", seconds: float = 30
+) -> None:
+    """Ask ``check`` every 50 ms until it is true; fail, naming ``what``, after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached in {seconds:g} s")
+        time.sleep(0.05)

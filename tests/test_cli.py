@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -18,7 +17,7 @@ from click.testing import CliRunner
 
 from sophsync.cli import cli
 from sophsync.sophtron import Client
-from tests.conftest import ACCESS_KEY, USER_ID
+from tests.conftest import ACCESS_KEY, USER_ID, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SOPHSYNC = [sys.executable, "-m", "sophsync"]
@@ -226,13 +225,6 @@ def web_processes(pid: int) -> list[int]:
     return [
         child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
     ]
-
-
-def wait_until(check: Callable[[], object], what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def test_serve_with_several_web_processes_shares_the_port_and_runs_jobs_once(

@@ -32,7 +32,7 @@ from sophsync.jobs.pg import ProcrastinateQueue
 from sophsync.sandbox import SandboxServer
 from sophsync.settings import Settings
 from sophsync.store.models import Connection, RunStatus, SyncRun, Transaction
-from tests.conftest import ACCESS_KEY, USER_ID, stop_processes
+from tests.conftest import ACCESS_KEY, USER_ID, stop_processes, wait_until
 from tests.core.conftest import Clock, connect_and_link, local_copy, sandbox_copy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,13 +143,8 @@ def database_url_postgresql(postgres_url: str) -> str:
     return postgres_url
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+#: How long the contract waits for a worker to get somewhere.
+WAIT_SECONDS = 90
 
 
 def test_a_duplicate_sync_is_refused_and_a_worker_runs_it(setup: Setup) -> None:
@@ -162,7 +157,7 @@ def test_a_duplicate_sync_is_refused_and_a_worker_runs_it(setup: Setup) -> None:
         setup.close(queue)
     worker = setup.worker()
     try:
-        wait_until(lambda: any(run.finished_at for run in setup.runs()))
+        wait_until(lambda: any(run.finished_at for run in setup.runs()), seconds=WAIT_SECONDS)
     finally:
         stop_processes([worker])
     assert [run.status for run in setup.runs()][:1] == [RunStatus.SUCCEEDED.value]
@@ -179,7 +174,7 @@ def test_a_stopping_worker_waits_for_its_sync_and_a_second_signal_stops_it_at_on
     defer_sync(setup.queue(), connection_id)
     worker = setup.worker()
     try:
-        wait_until(lambda: bool(setup.runs()))
+        wait_until(lambda: bool(setup.runs()), seconds=WAIT_SECONDS)
         worker.send_signal(signal.SIGTERM)
         with pytest.raises(subprocess.TimeoutExpired):
             worker.wait(timeout=3)  # still finishing its sync
@@ -203,7 +198,9 @@ def test_two_workers_racing_for_one_login(setup: Setup) -> None:
         setup.close(queue)
     workers = [setup.worker(), setup.worker()]
     try:
-        wait_until(lambda: len([r for r in setup.runs() if r.finished_at]) >= 2)
+        wait_until(
+            lambda: len([r for r in setup.runs() if r.finished_at]) >= 2, seconds=WAIT_SECONDS
+        )
     finally:
         stop_processes(workers)
     runs = setup.runs()
@@ -228,7 +225,7 @@ def test_a_worker_killed_mid_sync_loses_and_duplicates_nothing(setup: Setup) -> 
     finally:
         setup.close(queue)
     worker = setup.worker()
-    wait_until(lambda: bool(setup.runs()))
+    wait_until(lambda: bool(setup.runs()), seconds=WAIT_SECONDS)
     time.sleep(1.2)  # the refresh is in flight (job steps take 1 s at the sandbox)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)

@@ -14,6 +14,7 @@ from ..settings import load as load_settings
 from ..sophtron.errors import SophtronError
 from .admin import db, secrets_group, worker
 from .bank import COMMANDS as BANK_COMMANDS
+from .context import LOG_FORMAT
 from .demo import demo
 from .export import export
 from .money import COMMANDS as MONEY_COMMANDS
@@ -69,9 +70,7 @@ def cli(
     to see the whole flow against the built-in Sophtron sandbox, offline.
     """
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(
-        level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=max(logging.DEBUG, level), format=LOG_FORMAT)
     # Settings are built here, once: flags over environment over the config file over defaults.
     loaded = load_settings(
         {

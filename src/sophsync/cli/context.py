@@ -33,6 +33,9 @@ EXIT_NEEDS_YOU = 3
 #: Temporary trouble (Sophtron busy, rate limited): try again later.
 EXIT_TRY_LATER = 4
 
+#: How every sophsync process writes its log lines.
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 

@@ -16,7 +16,7 @@ from ..jobs import MAX_CONCURRENCY, LocalQueue, Worker, pool_size_for
 from ..sandbox import SandboxConfig, SandboxServer, new_credentials
 from ..settings import Settings
 from ..web import create_app
-from .context import settings_of
+from .context import LOG_FORMAT, settings_of
 
 #: Web processes ``--workers`` accepts.
 MAX_WEB_PROCESSES = 64
@@ -36,7 +36,7 @@ class WebProcess:
     log_level: int
 
     def __call__(self) -> FastAPI:
-        logging.basicConfig(level=self.log_level, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=self.log_level, format=LOG_FORMAT)
         return create_app(Core.open(self.settings, migrate=False))
 
 
