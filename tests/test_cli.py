@@ -187,7 +187,8 @@ def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
 def test_serve_with_the_sandbox_runs_the_web_app(unused_port: int, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHTRON_", "SOPHSYNC_"))}
     env["SOPHSYNC_DATA_DIR"] = str(tmp_path)
-    process = started("serve", "--sandbox", "--port", str(unused_port), env=env)
+    # One thread for the pages' database work: the bank search runs beside it.
+    process = started("serve", "--sandbox", "--threads", "1", "--port", str(unused_port), env=env)
     root = f"http://127.0.0.1:{unused_port}"
     try:
         _wait_for(f"{root}/healthz", process)
@@ -235,7 +236,17 @@ def test_serve_with_several_web_processes_shares_the_port_and_runs_jobs_once(
     Ctrl+C stops them all."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHTRON_", "SOPHSYNC_"))}
     env["SOPHSYNC_DATA_DIR"] = str(tmp_path)
-    process = started("serve", "--sandbox", "--workers", "2", "--port", str(unused_port), env=env)
+    process = started(
+        "serve",
+        "--sandbox",
+        "--workers",
+        "2",
+        "--threads",
+        "2",
+        "--port",
+        str(unused_port),
+        env=env,
+    )
     root = f"http://127.0.0.1:{unused_port}"
     api = f"{root}/api/v1"
     try:
@@ -290,10 +301,14 @@ def test_serve_with_several_web_processes_shares_the_port_and_runs_jobs_once(
     assert "Traceback" not in err
 
 
-def test_serve_refuses_no_worker_on_sqlite_and_no_web_process(tmp_path: Path) -> None:
+def test_serve_refuses_no_worker_on_sqlite_and_no_web_process_or_thread(tmp_path: Path) -> None:
     result = run("--data-dir", str(tmp_path), "serve", "--no-worker")
     assert result.returncode == 2
     assert "--no-worker needs PostgreSQL" in result.stderr
     result = run("--data-dir", str(tmp_path), "serve", "--workers", "0")
     assert result.returncode == 2
     assert "'--workers': 0 is not in the range 1<=x<=64" in result.stderr
+    for threads in ("0", "65"):
+        result = run("--data-dir", str(tmp_path), "serve", "--threads", threads)
+        assert result.returncode == 2
+        assert f"'--threads': {threads} is not in the range 1<=x<=64" in result.stderr

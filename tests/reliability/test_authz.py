@@ -11,6 +11,7 @@ for them) and never ``403`` (which would tell them the object exists).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from sophsync.core import accounts, connect, credentials, families, link, tokens
 from sophsync.core.app import Core
 from sophsync.core.families import Actor, Role
 from sophsync.jobs import LocalQueue, Worker, defer_sync
+from sophsync.sandbox import SandboxServer
 from sophsync.store.models import Base
 from sophsync.web import create_app
 from tests.conftest import ACCESS_KEY, OTHER_ACCESS_KEY, OTHER_USER_ID, USER_ID
@@ -38,7 +40,11 @@ from tests.core.conftest import (  # noqa: F401 - fixtures shared with the core 
     make_core,
     postgres_url,
 )
-from tests.web.conftest import WebServer, web  # noqa: F401 - the web fixture, requested here
+from tests.web.conftest import (  # noqa: F401 - the web fixture, requested here
+    WebServer,
+    reaching_sophtron,
+    web,
+)
 
 NOMFA = "Sophtron Bank NoMFA"
 ADMIN_PASSWORD = "correct horse battery"
@@ -440,6 +446,30 @@ def test_every_page_refuses_a_stranger_and_changes_nothing(world: World) -> None
         assert page.status_code == 200
         assert "Smiths" not in page.text
         assert "Primary Checking" not in page.text
+
+
+def test_every_api_route_that_reaches_sophtron_waits_on_its_own_threads(
+    world: World,
+    engine_sandbox: SandboxServer,  # noqa: F811
+) -> None:
+    """The admin's calls of the matrix, in turn: a route during which Sophtron was asked
+    something must run on the threads of those that wait on it (sophsync.web.threads), not hold
+    one of the few database threads while it waits."""
+    server = world.web
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        calls = [
+            (
+                method,
+                world.fill(path, n),
+                functools.partial(_send, client, world, "admin", method, path, body, n),
+            )
+            for n, ((method, _), (path, body, _)) in enumerate(API.items())
+        ]
+        found = reaching_sophtron(server.app, engine_sandbox, calls)
+    unmarked = [route for route, is_marked in found.items() if not is_marked]
+    assert not unmarked, f"routes that wait on Sophtron on the database threads: {unmarked}"
+    # The search, the credentials' check, the login, its polls, retry, new login and removal.
+    assert len(found) >= 7, found
 
 
 def test_a_simplefin_access_reads_only_its_own_family(world: World) -> None:

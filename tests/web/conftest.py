@@ -12,11 +12,14 @@ from typing import Any, Self
 import httpx
 import pytest
 import uvicorn
+from fastapi.routing import APIRoute
+from starlette.routing import Match
 
 from sophsync.core.app import Core
 from sophsync.jobs import LocalQueue
 from sophsync.sandbox import SandboxServer
 from sophsync.web import create_app
+from sophsync.web.threads import marked
 from tests.core.conftest import (  # noqa: F401 - fixtures shared with the core tests
     backend,
     clock,
@@ -76,3 +79,45 @@ def web(
     server = WebServer(make_core(engine_sandbox)).start()
     yield server
     server.stop()
+
+
+# --- which routes reach Sophtron --------------------------------------------------------------
+
+
+def sophtron_requests(sandbox: SandboxServer) -> int:
+    """Requests the sandbox has answered so far."""
+    return int(httpx.get(f"{sandbox.root}/_sandbox/stats").json()["total"])
+
+
+def endpoint_of(app: Any, method: str, path: str) -> Any:
+    """The function of the app's route for ``method`` and ``path``."""
+    scope = {"type": "http", "method": method, "path": path.split("?")[0]}
+
+    def find(routes: list[Any]) -> Any:
+        for route in routes:
+            included = getattr(route, "original_router", None)
+            found = find(list(included.routes)) if included is not None else None
+            if found is None and isinstance(route, APIRoute):
+                found = route.endpoint if route.matches(scope)[0] is Match.FULL else None
+            if found is not None:
+                return found
+        return None
+
+    endpoint = find(list(app.routes))
+    assert endpoint is not None, f"no route for {method} {path}"
+    return endpoint
+
+
+def reaching_sophtron(
+    app: Any, sandbox: SandboxServer, calls: list[tuple[str, str, Callable[[], object]]]
+) -> dict[str, bool]:
+    """Make each (method, path, call) in turn, one at a time: ``{"METHOD path": marked}`` for
+    those during which the sandbox answered a request, with whether the route is marked
+    :func:`~sophsync.web.threads.waits_on_sophtron`."""
+    found = {}
+    for method, path, call in calls:
+        before = sophtron_requests(sandbox)
+        call()
+        if sophtron_requests(sandbox) > before:
+            found[f"{method} {path}"] = marked(endpoint_of(app, method, path))
+    return found

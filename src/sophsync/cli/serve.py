@@ -16,6 +16,7 @@ from ..jobs import MAX_CONCURRENCY, LocalQueue, Worker, pool_size_for
 from ..sandbox import SandboxConfig, SandboxServer, new_credentials
 from ..settings import Settings
 from ..web import create_app
+from ..web.threads import DEFAULT_THREADS, MAX_THREADS
 from .context import LOG_FORMAT, settings_of
 
 #: Web processes ``--workers`` accepts.
@@ -34,10 +35,11 @@ class WebProcess:
 
     settings: Settings
     log_level: int
+    threads: int = DEFAULT_THREADS
 
     def __call__(self) -> FastAPI:
         logging.basicConfig(level=self.log_level, format=LOG_FORMAT)
-        return create_app(Core.open(self.settings, migrate=False))
+        return create_app(Core.open(self.settings, migrate=False), threads=self.threads)
 
 
 @click.command(short_help="Run the web app and REST API.")
@@ -74,6 +76,13 @@ class WebProcess:
     type=click.IntRange(1, MAX_WEB_PROCESSES),
     help="Web processes sharing the port, about one per CPU core; jobs stay in this process.",
 )
+@click.option(
+    "--threads",
+    default=DEFAULT_THREADS,
+    show_default=True,
+    type=click.IntRange(1, MAX_THREADS),
+    help="Requests each web process works on at a time (those waiting on Sophtron aside).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -83,6 +92,7 @@ def serve(
     no_worker: bool,
     concurrency: int,
     workers: int,
+    threads: int,
 ) -> None:
     """Run the web app: the household's pages at /, the REST API under /api/v1 (OpenAPI at
     /openapi.json, docs at /docs), /healthz, /readyz and /metrics.
@@ -93,7 +103,9 @@ def serve(
 
     --workers N serves the pages and the API from N processes on the one port (uvicorn's
     supervisor restarts one that dies); the worker, the schedule and the sandbox stay in this
-    process.
+    process. --threads N is how many requests each web process works on at once: a few serve
+    more pages a second than many, which only take turns at Python's one interpreter lock.
+    Requests that wait on Sophtron have threads of their own.
     """
     settings = settings_of(ctx)
     if no_worker and settings.embedded:
@@ -118,31 +130,34 @@ def serve(
         )
     core = Core.open(settings, pool_size=pool_size_for(concurrency))
     worker: Worker | None = None
-    threads = []
+    worker_threads = []
     if not no_worker:
         if settings.jobs == "local":
             worker = Worker(core, LocalQueue(core), concurrency=concurrency)
-            threads = worker.start()
+            worker_threads = worker.start()
         else:
             click.echo("Jobs run on procrastinate: start `sophsync worker` processes too.")
     click.echo(f"sophsync on http://{host}:{port} (API docs at /docs); Ctrl+C to stop.")
     try:
         if workers == 1:
-            uvicorn.run(create_app(core), host=host, port=port, log_level="warning")
+            app = create_app(core, threads=threads)
+            uvicorn.run(app, host=host, port=port, log_level="warning")
         else:
-            serve_in_processes(settings, host, port, workers)
+            serve_in_processes(settings, host, port, workers, threads)
     finally:
         if worker is not None:
-            worker.stop(threads)
+            worker.stop(worker_threads)
         if sandbox is not None:
             sandbox.stop()
         core.close()
 
 
-def serve_in_processes(settings: Settings, host: str, port: int, workers: int) -> None:
+def serve_in_processes(
+    settings: Settings, host: str, port: int, workers: int, threads: int
+) -> None:
     """Serve the app from ``workers`` processes on one socket until SIGINT or SIGTERM."""
     config = uvicorn.Config(
-        WebProcess(settings, logging.getLogger().getEffectiveLevel()),
+        WebProcess(settings, logging.getLogger().getEffectiveLevel(), threads),
         factory=True,
         host=host,
         port=port,

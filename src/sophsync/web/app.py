@@ -44,6 +44,7 @@ from . import schemas as s
 from . import simplefin as simplefin_routes
 from .origin import same_site
 from .schemas import PathId
+from .threads import DEFAULT_THREADS, MAX_THREADS, use_threads, waits_on_sophtron
 
 
 class Unauthenticated(SophsyncError):
@@ -171,11 +172,17 @@ Who = Annotated[Actor, Depends(actor)]
 QueryId = Annotated[int, Query(ge=1, le=s.MAX_ID)]
 
 
-def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
-    """The ASGI app. ``queue`` defaults to the configured job backend's."""
+def create_app(
+    core: Core, *, queue: Queue | None = None, threads: int = DEFAULT_THREADS
+) -> FastAPI:
+    """The ASGI app. ``queue`` defaults to the configured job backend's; ``threads`` is how many
+    requests' database work runs at a time (see :mod:`.threads`)."""
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be between 1 and {MAX_THREADS}, not {threads}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        use_threads(threads)
         yield
         close = getattr(app.state.queue, "close", None)
         if close is not None:
@@ -352,6 +359,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         return s.CredentialsOut.model_validate(status)
 
     @app.put(f"{api}/credentials", response_model=s.CredentialsOut, tags=["bank sync"])
+    @waits_on_sophtron
     def put_credentials(body: s.CredentialsIn, who: Who) -> s.CredentialsOut:
         """Verify with Sophtron and save (admins)."""
         status = credentials.save_credentials(
@@ -369,6 +377,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
             return connect.search_institutions(core, who, q)
 
     @app.get(f"{api}/institutions", response_model=list[s.InstitutionOut], tags=["bank sync"])
+    @waits_on_sophtron
     def institutions(who: Who, q: Annotated[str, Query(min_length=2)]) -> list[s.InstitutionOut]:
         """Search institutions by name."""
         return [
@@ -396,6 +405,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
     @app.post(
         f"{api}/connections", response_model=s.ConnectionOut, status_code=201, tags=["connections"]
     )
+    @waits_on_sophtron
     def start(body: s.ConnectIn, who: Who) -> s.ConnectionOut:
         """Log in to a bank (admins); then poll the connection and answer its challenges."""
         return _connection(
@@ -421,6 +431,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         response_model=s.ConnectionOut,
         tags=["connections"],
     )
+    @waits_on_sophtron
     def poll(connection_id: PathId, who: Who) -> s.ConnectionOut:
         """Read the bank's progress once (admins; each poll is one Sophtron request)."""
         families.require_admin(who, "check a connection")
@@ -432,6 +443,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         response_model=s.ConnectionOut,
         tags=["connections"],
     )
+    @waits_on_sophtron
     def answer(connection_id: PathId, body: s.AnswerIn, who: Who) -> s.ConnectionOut:
         """Answer the bank's pending challenge (admins)."""
         return _connection(connect.answer_challenge(core, who, connection_id, body.answer))
@@ -441,6 +453,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         response_model=s.ConnectionOut,
         tags=["connections"],
     )
+    @waits_on_sophtron
     def check_again(connection_id: PathId, who: Who) -> s.ConnectionOut:
         return _connection(connect.check_again(core, who, connection_id))
 
@@ -449,6 +462,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         response_model=s.ConnectionOut,
         tags=["connections"],
     )
+    @waits_on_sophtron
     def retry(connection_id: PathId, who: Who) -> s.ConnectionOut:
         """Start over without the bank password (admins)."""
         return _connection(connect.retry_connection(core, who, connection_id))
@@ -458,6 +472,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         response_model=s.ConnectionOut,
         tags=["connections"],
     )
+    @waits_on_sophtron
     def update_login(connection_id: PathId, body: s.LoginUpdateIn, who: Who) -> s.ConnectionOut:
         """Send new bank credentials (admins)."""
         return _connection(
@@ -465,6 +480,7 @@ def create_app(core: Core, *, queue: Queue | None = None) -> FastAPI:
         )
 
     @app.delete(f"{api}/connections/{{connection_id}}", status_code=204, tags=["connections"])
+    @waits_on_sophtron
     def remove(connection_id: PathId, who: Who) -> Response:
         connect.remove_connection(core, who, connection_id)
         return Response(status_code=204)

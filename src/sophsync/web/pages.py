@@ -39,6 +39,7 @@ from ..jobs import Queue, defer_sync
 from ..store.models import AccountType, ConnectionStatus, Role, RunStatus
 from .origin import same_site
 from .schemas import ChallengeOut, PathId
+from .threads import waits_on_sophtron
 
 STATIC = Path(__file__).parent / "static"
 PAGE_SIZE = 50
@@ -598,6 +599,7 @@ def _search(request: Request, who: Actor) -> dict[str, Any]:
 
 
 @router.get("/connect")
+@waits_on_sophtron
 def connect_page(request: Request, who: Admin) -> Response:
     """Search as you type (htmx), or submit the search (without JavaScript)."""
     ready = credentials.credentials_status(_core(request), who) is not None
@@ -605,6 +607,7 @@ def connect_page(request: Request, who: Admin) -> Response:
 
 
 @router.get("/connect/institutions")
+@waits_on_sophtron
 def institutions(request: Request, who: Admin) -> Response:
     return render(request, "_institutions.html", _search(request, who), who=who)
 
@@ -624,6 +627,7 @@ def login_form(request: Request, who: Admin) -> Response:
 
 
 @router.post("/connect")
+@waits_on_sophtron
 def start(request: Request, form: Posted, who: Admin) -> Response:
     core = _core(request)
     institution = {
@@ -739,6 +743,7 @@ def _status(
 
 
 @router.post("/connections/{connection_id}/poll")
+@waits_on_sophtron
 def poll(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     return _status(
         request, who, connection_id, lambda core: connect.poll_connection(core, connection_id)
@@ -746,6 +751,7 @@ def poll(request: Request, connection_id: PathId, form: Posted, who: Admin) -> R
 
 
 @router.post("/connections/{connection_id}/answer")
+@waits_on_sophtron
 def answer(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     kind = text(form, "kind")
     answers = [a.strip() for a in form.getlist("answer") if isinstance(a, str)]
@@ -766,6 +772,7 @@ def answer(request: Request, connection_id: PathId, form: Posted, who: Admin) ->
 
 
 @router.post("/connections/{connection_id}/check-again")
+@waits_on_sophtron
 def check_again(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     return _status(
         request, who, connection_id, lambda core: connect.check_again(core, who, connection_id)
@@ -773,6 +780,7 @@ def check_again(request: Request, connection_id: PathId, form: Posted, who: Admi
 
 
 @router.post("/connections/{connection_id}/retry")
+@waits_on_sophtron
 def retry(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     return _status(
         request,
@@ -783,6 +791,7 @@ def retry(request: Request, connection_id: PathId, form: Posted, who: Admin) -> 
 
 
 @router.post("/connections/{connection_id}/login")
+@waits_on_sophtron
 def new_login(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     return _status(
         request,
@@ -813,6 +822,7 @@ def sync_one(request: Request, connection_id: PathId, form: Posted, who: Admin) 
 
 
 @router.post("/connections/{connection_id}/remove")
+@waits_on_sophtron
 def remove(request: Request, connection_id: PathId, form: Posted, who: Admin) -> Response:
     core = _core(request)
     view = connect.get_connection(core, who, connection_id)
@@ -961,6 +971,7 @@ def _settings_action(
 
 
 @router.post("/settings/credentials")
+@waits_on_sophtron
 def save_credentials(request: Request, form: Posted, who: Admin) -> Response:
     def act() -> str:
         status = credentials.save_credentials(

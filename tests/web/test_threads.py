@@ -1,0 +1,147 @@
+"""The web app's threads: the database work of the routes shares a few threads (``serve
+--threads``), and the routes that wait on Sophtron have threads of their own, so that a slow bank
+search holds no page back. Every page that reaches Sophtron is found by what the sandbox counts
+while it is called, and must be marked (the API's routes: tests/reliability/test_authz.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from sophsync.core import credentials, families, tokens
+from sophsync.core.app import Core
+from sophsync.jobs import LocalQueue
+from sophsync.sandbox import SandboxServer
+from sophsync.sandbox.faults import FaultSpec
+from sophsync.web import create_app
+from sophsync.web.threads import MAX_THREADS, waits_on_sophtron
+from tests.conftest import ACCESS_KEY, USER_ID
+from tests.web.conftest import AppServer, WebServer, reaching_sophtron
+from tests.web.test_pages import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    Browser,
+    family_with_everything,
+    page_posts,
+)
+
+
+class Busy:
+    """Counts the calls running at once, each taking ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> dict[str, int]:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(self.seconds)
+        with self._lock:
+            self.running -= 1
+        return {"ok": 1}
+
+
+@pytest.fixture
+def served(make_core: Callable[..., Core], engine_sandbox: SandboxServer) -> Iterator[Any]:
+    """Serve the app over a fresh core with ``threads`` database threads, after ``extra`` has
+    added to it, using ``sandbox`` (the test's own by default)."""
+    servers: list[AppServer] = []
+
+    def serve(
+        threads: int,
+        extra: Callable[[Any], None] = lambda app: None,
+        sandbox: SandboxServer = engine_sandbox,
+    ) -> AppServer:
+        core = make_core(sandbox)
+        app = create_app(core, queue=LocalQueue(core), threads=threads)
+        extra(app)
+        servers.append(AppServer(app).start())
+        return servers[-1]
+
+    yield serve
+    for server in servers:
+        server.stop()
+
+
+def test_database_work_shares_the_threads_and_sophtron_waits_on_its_own(served: Any) -> None:
+    on_database, on_sophtron = Busy(0.3), Busy(0.3)
+
+    def routes(app: Any) -> None:
+        app.get("/busy/database")(on_database)
+        app.get("/busy/sophtron")(waits_on_sophtron(on_sophtron))
+
+    server = served(2, routes)
+    with httpx.Client(base_url=server.url, timeout=30) as http, ThreadPoolExecutor(12) as pool:
+        paths = ["/busy/database"] * 6 + ["/busy/sophtron"] * 6
+        statuses = list(pool.map(lambda path: http.get(path).status_code, paths))
+    assert statuses == [200] * 12
+    assert on_database.most == 2
+    assert on_sophtron.most == 6
+
+
+def test_the_number_of_threads_is_checked() -> None:
+    for wrong in (0, MAX_THREADS + 1):
+        with pytest.raises(ValueError, match=f"threads must be between 1 and {MAX_THREADS}"):
+            create_app(None, queue=None, threads=wrong)  # type: ignore[arg-type]
+
+
+def test_a_slow_bank_search_holds_no_page_back(
+    served: Any, make_sandbox: Callable[..., SandboxServer]
+) -> None:
+    """With one database thread, pages and the API answer while a search waits on Sophtron
+    (every answer of this sandbox takes 3 s)."""
+    slow = make_sandbox(faults=FaultSpec.parse("slow=1,slow-seconds=3"))
+    server = served(1, sandbox=slow)
+    core = server.app.state.core
+    admin = families.create_family(core, "The Smiths", ADMIN_EMAIL, ADMIN_PASSWORD)
+    credentials.save_credentials(core, admin, USER_ID, ACCESS_KEY)
+    secret = tokens.create_token(core, admin, "test")[1]
+    bearer = {"Authorization": f"Bearer {secret}"}
+    with (
+        httpx.Client(base_url=server.url, timeout=30, headers=bearer) as http,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        search = pool.submit(http.get, "/api/v1/institutions", params={"q": "Sophtron"})
+        time.sleep(0.5)  # the search is at the bank by now
+        for path in ("/api/v1/me", "/api/v1/transactions", "/", "/transactions"):
+            assert http.get(path).status_code in {200, 303}, path
+            assert not search.done(), f"{path} waited for the search"
+        assert search.result().status_code == 200
+
+
+# --- every page that reaches Sophtron is marked (the API's: tests/reliability/test_authz.py) -
+
+
+def test_every_page_that_reaches_sophtron_waits_on_its_own_threads(
+    web: WebServer, engine_sandbox: SandboxServer
+) -> None:
+    """The admin's searches, then every page form that does something, in turn."""
+    ids = family_with_everything(web)
+    admin = Browser(web)
+    try:
+        admin.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        calls: list[tuple[str, str, Callable[[], object]]] = [
+            ("GET", path, lambda path=path: admin.get(path))  # type: ignore[misc]
+            for path in ("/connect?q=Sophtron", "/connect/institutions?q=Sophtron")
+        ]
+        calls += [
+            ("POST", path, lambda path=path, form=form: admin.post(path, form))  # type: ignore[misc]
+            for _, path, form in page_posts(ids)
+            if path not in {"/setup", "/login", "/logout"}
+        ]
+        found = reaching_sophtron(web.app, engine_sandbox, calls)
+    finally:
+        admin.close()
+    unmarked = [route for route, is_marked in found.items() if not is_marked]
+    assert not unmarked, f"pages that wait on Sophtron on the database threads: {unmarked}"
+    assert len(found) >= 6, found
