@@ -1,7 +1,8 @@
 """The web app at 100,000 transactions: the transactions pages, HTML and JSON, first and deep
 pages, one request at a time; then the dashboard and the first page of the transactions API
 under concurrent load from wrk, served by ``sophsync serve`` in processes of its own, one and
-then two (SQLite, then PostgreSQL)."""
+then two, and the API page by one process with each of several ``--threads`` (SQLite, then
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -110,6 +111,9 @@ def web_pages(record: Record, count: int = 100_000) -> None:
 CLIENTS = (4, 16)
 #: Web processes of ``sophsync serve --workers``: one, then one per CPU core of this machine.
 WEB_PROCESSES = (1, 2)
+#: ``sophsync serve --threads`` of one process, each measured on the API page with the most
+#: clients: what the default (4) was chosen from. 40 is what a process ran before the option.
+THREADS = (1, 2, 4, 8, 40)
 #: Each page is loaded for this long at each load, after a second to warm up.
 LOAD_SECONDS = 5
 #: The load generator: wrk, written in C, so that the load it makes takes little of the CPU the
@@ -121,7 +125,8 @@ WRK_REPORT = Path(__file__).with_name("wrk_report.lua")
 def web_load(record: Record, count: int = 100_000) -> None:
     """The dashboard and the first page of ``GET /api/v1/transactions`` under ``CLIENTS``
     concurrent clients, with ``count`` transactions, served by one process and then by
-    ``--workers 2``: p50 / p95 latency, throughput and the server's CPU time per request.
+    ``--workers 2``: p50 / p95 latency, throughput and the server's CPU time per request. Then
+    the API page with the most clients, served by one process with each of ``THREADS``.
 
     The app runs as ``sophsync serve`` in its own processes, as deployed; each client of
     ``wrk`` sends its next request as soon as its last one is answered. On SQLite the embedded
@@ -174,6 +179,22 @@ def load_on(record: Record, backend: str, data_dir: Path, url: str, count: int) 
                         f"transactions ({backend}, {served_by})",
                         load(f"{root}{path}", header, clients, server.pid),
                     )
+    clients = max(CLIENTS)
+    for threads in THREADS:
+        serving = serve_process(data_dir, url, embedded=backend == "sqlite", threads=threads)
+        with serving as (root, server):
+            report(
+                record,
+                f"web_load_{backend}_api_first_t{threads}_c{clients}",
+                f"GET /api/v1/transactions, {clients} concurrent clients, {count:,} transactions "
+                f"({backend}, one process, --threads {threads})",
+                load(
+                    f"{root}/api/v1/transactions?limit=50",
+                    f"Authorization: Bearer {token}",
+                    clients,
+                    server.pid,
+                ),
+            )
 
 
 def report(record: Record, prefix: str, what: str, result: dict[str, float]) -> None:
@@ -228,10 +249,10 @@ def tree_cpu_seconds(pid: int) -> float:
 
 @contextlib.contextmanager
 def serve_process(
-    data_dir: Path, url: str, *, embedded: bool, workers: int = 1
+    data_dir: Path, url: str, *, embedded: bool, workers: int = 1, threads: int | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``sophsync serve --workers WORKERS`` on a free port of 127.0.0.1 in processes of its
-    own: its root URL and the (first) process."""
+    """``sophsync serve --workers WORKERS [--threads THREADS]`` on a free port of 127.0.0.1 in
+    processes of its own: its root URL and the (first) process."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -239,6 +260,7 @@ def serve_process(
     env.update(SOPHSYNC_DATA_DIR=str(data_dir), SOPHSYNC_DATABASE_URL=url)
     command = [sys.executable, "-m", "sophsync", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers)]
+    command += [] if threads is None else ["--threads", str(threads)]
     command += [] if embedded else ["--no-worker"]
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -44,7 +44,7 @@ from . import schemas as s
 from . import simplefin as simplefin_routes
 from .origin import same_site
 from .schemas import PathId
-from .threads import DEFAULT_THREADS, MAX_THREADS, use_threads, waits_on_sophtron
+from .threads import DEFAULT_THREADS, checked, use_threads, waits_on_sophtron
 
 
 class Unauthenticated(SophsyncError):
@@ -177,8 +177,7 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app. ``queue`` defaults to the configured job backend's; ``threads`` is how many
     requests' database work runs at a time (see :mod:`.threads`)."""
-    if not 1 <= threads <= MAX_THREADS:
-        raise ValueError(f"threads must be between 1 and {MAX_THREADS}, not {threads}")
+    checked(threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

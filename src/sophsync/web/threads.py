@@ -36,11 +36,16 @@ SOPHTRON_THREADS = 40
 _SOPHTRON: RunVar[CapacityLimiter] = RunVar("sophsync_sophtron_threads")
 
 
-def use_threads(count: int) -> None:
-    """Run the routes on ``count`` threads at most (the running event loop's default pool)."""
+def checked(count: int) -> int:
+    """``count`` if it is a number of threads the web app runs on, else ValueError."""
     if not 1 <= count <= MAX_THREADS:
         raise ValueError(f"threads must be between 1 and {MAX_THREADS}, not {count}")
-    to_thread.current_default_thread_limiter().total_tokens = count
+    return count
+
+
+def use_threads(count: int) -> None:
+    """Run the routes on ``count`` threads at most (the running event loop's default pool)."""
+    to_thread.current_default_thread_limiter().total_tokens = checked(count)
 
 
 def waits_on_sophtron(route: Callable[P, T]) -> Callable[P, Awaitable[T]]:
