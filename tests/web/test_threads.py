@@ -74,7 +74,10 @@ def served(make_core: Callable[..., Core], engine_sandbox: SandboxServer) -> Ite
 
 
 def test_database_work_shares_the_threads_and_sophtron_waits_on_its_own(served: Any) -> None:
-    on_database, on_sophtron = Busy(0.3), Busy(0.3)
+    """Six requests at once of each kind, on an app with two threads for its routes: two at a
+    time run on those, all six of those that wait on Sophtron run together (each waits long
+    enough for all six to arrive, even on a busy machine)."""
+    on_database, on_sophtron = Busy(0.3), Busy(2.0)
 
     def routes(app: Any) -> None:
         app.get("/busy/database")(on_database)
