@@ -43,6 +43,7 @@ from tests.core.conftest import (  # noqa: F401 - fixtures shared with the core 
 from tests.web.conftest import (  # noqa: F401 - the web fixture, requested here
     WebServer,
     reaching_sophtron,
+    routes_of,
     web,
 )
 
@@ -258,18 +259,11 @@ FRAMEWORK = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/stat
 def app_routes(app: Any) -> set[tuple[str, str]]:
     """Every (method, path) the app routes, routers included, HEAD left out (it follows GET)."""
     found: set[tuple[str, str]] = set()
-
-    def walk(routes: list[Any]) -> None:
-        for route in routes:
-            included = getattr(route, "original_router", None)
-            if included is not None:
-                walk(list(included.routes))
-            elif isinstance(route, APIRoute):
-                found.update((method, route.path) for method in route.methods)
-            elif getattr(route, "path", None) not in FRAMEWORK:
-                raise AssertionError(f"a route of an unknown kind: {route!r}")
-
-    walk(list(app.routes))
+    for route in routes_of(list(app.routes)):
+        if isinstance(route, APIRoute):
+            found.update((method, route.path) for method in route.methods)
+        elif getattr(route, "path", None) not in FRAMEWORK:
+            raise AssertionError(f"a route of an unknown kind: {route!r}")
     return found
 
 

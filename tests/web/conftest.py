@@ -89,23 +89,23 @@ def sophtron_requests(sandbox: SandboxServer) -> int:
     return int(httpx.get(f"{sandbox.root}/_sandbox/stats").json()["total"])
 
 
+def routes_of(routes: list[Any]) -> Iterator[Any]:
+    """Every route, those of included routers walked into (in place of the router)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from routes_of(list(included.routes))
+        else:
+            yield route
+
+
 def endpoint_of(app: Any, method: str, path: str) -> Any:
     """The function of the app's route for ``method`` and ``path``."""
     scope = {"type": "http", "method": method, "path": path.split("?")[0]}
-
-    def find(routes: list[Any]) -> Any:
-        for route in routes:
-            included = getattr(route, "original_router", None)
-            found = find(list(included.routes)) if included is not None else None
-            if found is None and isinstance(route, APIRoute):
-                found = route.endpoint if route.matches(scope)[0] is Match.FULL else None
-            if found is not None:
-                return found
-        return None
-
-    endpoint = find(list(app.routes))
-    assert endpoint is not None, f"no route for {method} {path}"
-    return endpoint
+    for route in routes_of(list(app.routes)):
+        if isinstance(route, APIRoute) and route.matches(scope)[0] is Match.FULL:
+            return route.endpoint
+    raise AssertionError(f"no route for {method} {path}")
 
 
 def reaching_sophtron(

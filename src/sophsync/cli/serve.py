@@ -35,7 +35,7 @@ class WebProcess:
 
     settings: Settings
     log_level: int
-    threads: int = DEFAULT_THREADS
+    threads: int
 
     def __call__(self) -> FastAPI:
         logging.basicConfig(level=self.log_level, format=LOG_FORMAT)

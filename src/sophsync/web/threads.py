@@ -44,8 +44,9 @@ def checked(count: int) -> int:
 
 
 def use_threads(count: int) -> None:
-    """Run the routes on ``count`` threads at most (the running event loop's default pool)."""
-    to_thread.current_default_thread_limiter().total_tokens = checked(count)
+    """Run the routes on ``count`` threads at most (the running event loop's default pool);
+    ``create_app`` has :func:`checked` the count."""
+    to_thread.current_default_thread_limiter().total_tokens = count
 
 
 def waits_on_sophtron(route: Callable[P, T]) -> Callable[P, Awaitable[T]]:
