@@ -222,6 +222,28 @@ def test_reimporting_the_same_transactions_changes_nothing(db: Core, account_id:
     assert snapshot(db, account_id) == before
 
 
+def test_only_the_rows_that_changed_are_written(db: Core, account_id: int) -> None:
+    """A re-sync reads its window's rows as plain values and writes back only the ones whose
+    values changed, in one statement: their ``updated_at`` moves, the others' stays."""
+    batch = [
+        txn("a", Decimal("-4.50"), description="BLUE BOTTLE COFFEE"),
+        txn("b", Decimal("-61.02"), description="SHELL OIL 5521"),
+        txn("c", Decimal("1200.00"), description="PAYROLL ACME", day=DAY - dt.timedelta(3)),
+    ]
+    run_import(db, account_id, batch)
+    stamps = {row.provider_id: row.updated_at for row in rows(db, account_id)}
+    changed = [batch[0], txn("b", Decimal("-63.10"), description="SHELL OIL 5521"), batch[2]]
+    with writes(db) as statements:
+        result = run_import(db, account_id, changed)
+    assert counts(result) == (0, 1, 2, 0)
+    assert [statement.split(None, 1)[0].upper() for statement in statements] == ["UPDATE"]
+    after = {row.provider_id: row for row in rows(db, account_id)}
+    assert after["b"].amount_minor == -6310
+    assert after["b"].fingerprint == fingerprint(DAY, -6310, "SHELL OIL 5521")
+    assert after["b"].updated_at > stamps["b"]
+    assert {key: after[key].updated_at for key in "ac"} == {key: stamps[key] for key in "ac"}
+
+
 def test_a_first_sync_larger_than_a_query_can_name_imports_whole(db: Core, account_id: int) -> None:
     """66,000 new transactions in one window: more ids than one PostgreSQL query may carry
     (65,535 parameters), so the importer looks them up in parts. Imported again, none is new."""

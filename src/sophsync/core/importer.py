@@ -27,9 +27,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Dialect, Table, insert, select
+from sqlalchemy import Dialect, Table, bindparam, insert, select, update
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.orm import Session
 
@@ -153,13 +154,6 @@ class ImportCounts:
         return self
 
 
-@dataclass
-class _Stored:
-    row: Transaction
-    ids: set[str] = field(default_factory=set)
-    matched: bool = False
-
-
 _FIELDS = (
     "amount_minor",
     "currency",
@@ -172,9 +166,61 @@ _FIELDS = (
     "check_number",
     "memo",
 )
+#: What an import may change in a stored row: its values, the ids it was known by, whose
+#: report it is, and whether it is removed.
+_WRITTEN = ("provider_id", "previous_ids", "fingerprint", "source_id", "status", *_FIELDS)
 
 
-def _apply(row: Transaction, incoming: Incoming) -> bool:
+@dataclass(slots=True, eq=False)
+class _Row:
+    """A stored transaction as the importer reads it: plain values, no ORM object (a re-sync
+    reads every row of its window and, most days, changes none of them)."""
+
+    id: int
+    provider_id: str | None
+    previous_ids: str | None
+    fingerprint: str
+    source_id: int | None
+    status: str
+    amount_minor: int
+    currency: str
+    date: dt.date
+    posted_date: dt.date | None
+    pending: bool
+    description: str
+    merchant: str | None
+    category: str | None
+    check_number: str | None
+    memo: str | None
+
+
+_VALUES = attrgetter(*_WRITTEN)
+#: The columns of a stored row the importer reads, in _Row's order.
+_READ = select(_TABLE.c.id, *(_TABLE.c[name] for name in _WRITTEN))
+
+
+@dataclass(eq=False)
+class _Stored:
+    row: _Row
+    ids: set[str] = field(default_factory=set)
+    matched: bool = False
+    #: The row's values as read: it is written back only if they changed.
+    read: tuple[Any, ...] = ()
+
+    @classmethod
+    def of(cls, values: Sequence[Any]) -> _Stored:
+        row = _Row(*values)
+        ids = {row.provider_id or ""} | set(
+            json.loads(row.previous_ids) if row.previous_ids else ()
+        )
+        return cls(row, ids, read=_VALUES(row))
+
+    @property
+    def changed(self) -> bool:
+        return _VALUES(self.row) != self.read
+
+
+def _apply(row: _Row, incoming: Incoming) -> bool:
     """Copy the incoming values onto the row; True when anything changed."""
     changed = False
     if row.provider_id != incoming.provider_id:
@@ -197,7 +243,7 @@ def _apply(row: Transaction, incoming: Incoming) -> bool:
     return changed
 
 
-def _posted_from_pending(stored: Transaction, incoming: Incoming) -> bool:
+def _posted_from_pending(stored: _Row, incoming: Incoming) -> bool:
     if not stored.pending or incoming.pending:
         return False
     if normalise_description(stored.description) != normalise_description(incoming.description):
@@ -210,7 +256,7 @@ def _posted_from_pending(stored: Transaction, incoming: Incoming) -> bool:
     return Decimal("0.8") <= ratio <= Decimal("1.5")
 
 
-def _reissued(stored: Transaction, incoming: Incoming) -> bool:
+def _reissued(stored: _Row, incoming: Incoming) -> bool:
     return (
         stored.amount_minor == incoming.amount_minor
         and normalise_description(stored.description) == normalise_description(incoming.description)
@@ -238,19 +284,15 @@ def import_transactions(
         if incoming is not None and start <= incoming.date <= end:
             arrivals[incoming.provider_id] = incoming
     margin = dt.timedelta(days=7)
-    rows = session.scalars(
-        select(Transaction).where(
-            Transaction.account_id == account.id,
-            Transaction.date >= start - margin,
-            Transaction.date <= end + margin,
-        )
-    ).all()
     stored = [
-        _Stored(
-            row,
-            {row.provider_id or ""} | set(json.loads(row.previous_ids) if row.previous_ids else ()),
+        _Stored.of(values)
+        for values in session.execute(
+            _READ.where(
+                _TABLE.c.account_id == account.id,
+                _TABLE.c.date >= start - margin,
+                _TABLE.c.date <= end + margin,
+            )
         )
-        for row in rows
     ]
     # A row's current id wins over another row's previous ids.
     by_id: dict[str, _Stored] = {
@@ -271,9 +313,9 @@ def import_transactions(
             _count(counts, _apply(known.row, incoming))
             known.row.source_id = source
         elif provider_id in outside:
-            row = outside[provider_id]
-            _count(counts, _apply(row, incoming))
-            row.source_id = source
+            elsewhere = outside[provider_id]
+            _count(counts, _apply(elsewhere.row, incoming))
+            elsewhere.row.source_id = source
         else:
             unmatched.append(incoming)
 
@@ -297,7 +339,15 @@ def import_transactions(
         if row.status == TxnStatus.ACTIVE.value and row.provider_id is not None:
             row.status = TxnStatus.REMOVED.value
             counts.removed += 1
-    session.flush()
+    changed = [item.row for item in (*stored, *outside.values()) if item.changed]
+    if changed:
+        session.execute(
+            _UPDATE,
+            [
+                {"row_id": row.id, **dict(zip(_WRITTEN, _VALUES(row), strict=True))}
+                for row in changed
+            ],
+        )
     if fresh:
         _insert_new(session, account.id, source, fresh)
     return counts
@@ -422,15 +472,15 @@ def _find(orphans: Sequence[_Stored], incoming: Incoming) -> _Stored | None:
     return None
 
 
-def _known_ids(session: Session, account: Account, ids: set[str]) -> dict[str, Transaction]:
+def _known_ids(session: Session, account: Account, ids: set[str]) -> dict[str, _Stored]:
     """The account's rows (any date) whose provider id is one of ``ids``."""
     if not ids:
         return {}
     if len(ids) <= _CHUNK:
-        wanted = select(Transaction).where(
-            Transaction.account_id == account.id, Transaction.provider_id.in_(sorted(ids))
+        wanted = _READ.where(
+            _TABLE.c.account_id == account.id, _TABLE.c.provider_id.in_(sorted(ids))
         )
-        return {row.provider_id: row for row in session.scalars(wanted) if row.provider_id}
+        return _by_provider_id(session.execute(wanted))
     # Many ids (a first sync of a long history): one pass over the account's ids costs less
     # than lists of thousands of parameters, which the database parses anew each time.
     everything = select(Transaction.id, Transaction.provider_id).where(
@@ -439,14 +489,23 @@ def _known_ids(session: Session, account: Account, ids: set[str]) -> dict[str, T
     matches = sorted(
         row_id for row_id, provider_id in session.execute(everything) if provider_id in ids
     )
-    found: dict[str, Transaction] = {}
+    found: dict[str, _Stored] = {}
     for index in range(0, len(matches), _CHUNK):
-        rows = session.scalars(
-            select(Transaction).where(Transaction.id.in_(matches[index : index + _CHUNK]))
-        )
-        found.update((row.provider_id, row) for row in rows if row.provider_id)
+        chunk = _READ.where(_TABLE.c.id.in_(matches[index : index + _CHUNK]))
+        found.update(_by_provider_id(session.execute(chunk)))
     return found
+
+
+def _by_provider_id(rows: Iterable[Sequence[Any]]) -> dict[str, _Stored]:
+    found = (_Stored.of(values) for values in rows)
+    return {item.row.provider_id: item for item in found if item.row.provider_id}
 
 
 #: Ids per query: PostgreSQL takes at most 65,535 parameters, SQLite 32,766 by default.
 _CHUNK = 10_000
+#: Write back a changed row (its ``updated_at`` set by the column's own ``onupdate``).
+_UPDATE = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"))
+    .values({name: bindparam(name) for name in _WRITTEN})
+)
