@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
@@ -194,6 +194,8 @@ class _Row:
     memo: str | None
 
 
+# _Row is built from _READ's columns by position.
+assert tuple(item.name for item in fields(_Row)) == ("id", *_WRITTEN)
 _VALUES = attrgetter(*_WRITTEN)
 #: The columns of a stored row the importer reads, in _Row's order.
 _READ = select(_TABLE.c.id, *(_TABLE.c[name] for name in _WRITTEN))
