@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from ..errors import BadInput, Conflict, NeedsUser, NotFound
 from ..sophtron import (
@@ -282,7 +282,7 @@ def upsert_provider_accounts(
         for row in session.scalars(
             select(ProviderAccount)
             .where(ProviderAccount.connection_id == connection_id)
-            .options(selectinload(ProviderAccount.account))
+            .options(joinedload(ProviderAccount.account))
         )
     }
     result = []
