@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import NotFound
@@ -98,6 +98,14 @@ class Core:
         """A session that commits when the block ends and rolls back on error."""
         with self.sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A plain connection in a transaction, committed when the block ends and rolled back
+        on error: for the work of every request (who sends it) that runs a statement or two
+        and needs no ORM session around them."""
+        with self.engine.begin() as connection:
+            yield connection
 
     def close(self) -> None:
         self.engine.dispose()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from ..errors import BadInput, Conflict, NotFound, PermissionDenied
 from ..store.models import Family, Role, User
@@ -43,6 +43,7 @@ class Actor:
 
 #: The user's columns an actor is made of, in :meth:`Actor.of_row`'s order.
 ACTOR_COLUMNS = (User.id, User.family_id, User.role, User.email)
+_ACTOR = select(*ACTOR_COLUMNS).where(User.id == bindparam("user_id"))
 
 
 def require_admin(actor: Actor, action: str) -> None:
@@ -170,8 +171,8 @@ def authenticate(core: Core, email: str, password: str) -> Actor:
 
 def get_actor(core: Core, user_id: int) -> Actor:
     """The user as an actor: asked at every signed-in request, so one plain query."""
-    with core.session() as session:
-        found = session.execute(select(*ACTOR_COLUMNS).where(User.id == user_id)).first()
+    with core.connection() as connection:
+        found = connection.execute(_ACTOR, {"user_id": user_id}).first()
         if found is None:
             raise NotFound(f"No user {user_id}")
         return Actor.of_row(*found)

@@ -38,6 +38,9 @@ _OWNER = (
 )
 
 
+_USED = update(ApiToken).where(ApiToken.id == bindparam("token_id"))
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -88,14 +91,12 @@ def actor_for_token(core: Core, token: str) -> Actor | None:
     ``last_used_at`` is older than :data:`LAST_USED_PRECISION`."""
     if not token.startswith(PREFIX):
         return None
-    with core.session() as session:
-        found = session.execute(_OWNER, {"token_hash": _hash(token)}).first()
+    with core.connection() as connection:
+        found = connection.execute(_OWNER, {"token_hash": _hash(token)}).first()
         if found is None:
             return None
         token_id, last_used_at, user_id, family_id, role, email = found
         now = core.now()
         if last_used_at is None or now - last_used_at >= LAST_USED_PRECISION:
-            session.execute(
-                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
-            )
+            connection.execute(_USED, {"token_id": token_id, "last_used_at": now})
         return Actor.of_row(user_id, family_id, role, email)
