@@ -6,7 +6,18 @@ import datetime as dt
 from dataclasses import dataclass, fields
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from sqlalchemy import ColumnElement, and_, bindparam, false, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ..errors import BadInput, NotFound
@@ -69,9 +80,10 @@ class TransactionView:
 #: The columns of a :class:`TransactionView`, in its fields' order: pages of transactions are
 #: read as plain rows, not as ORM objects that nothing changes.
 _VIEW_COLUMNS = tuple(getattr(Transaction, field.name) for field in fields(TransactionView))
-#: A family's shown transactions (``family_id`` bound at run time), built once: a page is asked
-#: for at every screen and API call, and building the statement cost more than running it.
-_SHOWN = (
+#: A page of a family's shown transactions, newest first (``family_id`` and ``limit`` bound at
+#: run time), built once: a page is asked for at every screen and API call, and building the
+#: statement cost more than running it. Filters add to it.
+_PAGE = (
     select(*_VIEW_COLUMNS)
     .join(Account, Transaction.account_id == Account.id)
     .where(
@@ -79,11 +91,19 @@ _SHOWN = (
         Transaction.status == TxnStatus.ACTIVE.value,
         Transaction.deleted.is_(False),
     )
+    .order_by(Transaction.date.desc(), Transaction.id.desc())
+    .limit(bindparam("limit", type_=Integer))
 )
 
 
 def _account(session: Session, actor: Actor, account_id: int) -> Account:
     return owned(session, Account, account_id, actor.family_id, "account")
+
+
+#: The account's id if it is the family's.
+_OWNED = select(Account.id).where(
+    Account.id == bindparam("account_id"), Account.family_id == bindparam("family_id")
+)
 
 
 def list_accounts(core: Core, actor: Actor) -> list[AccountView]:
@@ -187,10 +207,10 @@ def _scaled(amount: Decimal, currency: str, rounding: str) -> int:
 
 
 def _size_between(
-    session: Session, family_id: int, low: Decimal | None, high: Decimal | None
+    connection: Connection, family_id: int, low: Decimal | None, high: Decimal | None
 ) -> ColumnElement[bool]:
     """Transactions whose size (amount either way) lies in [low, high], in each currency's units."""
-    currencies = session.scalars(
+    currencies = connection.scalars(
         select(Account.currency).where(Account.family_id == family_id).distinct()
     )
     size = func.abs(Transaction.amount_minor)
@@ -233,10 +253,14 @@ def list_transactions(
             raise BadInput(f"{name} must be a positive amount, like 25.00", field=name)
     if min_amount is not None and max_amount is not None and min_amount > max_amount:
         raise BadInput("min_amount must not be above max_amount", field="min_amount")
-    with core.session() as session:
-        query = _SHOWN
+    # A plain connection, not an ORM session: a page is asked for at every screen and API
+    # call, reads plain rows, and changes nothing.
+    with core.connection() as connection:
+        query = _PAGE
         if account_id is not None:
-            _account(session, actor, account_id)
+            mine = {"account_id": account_id, "family_id": actor.family_id}
+            if connection.execute(_OWNED, mine).first() is None:
+                raise NotFound(f"No account {account_id} in your family")
             query = query.where(Transaction.account_id == account_id)
         if start is not None:
             query = query.where(Transaction.date >= start)
@@ -251,9 +275,9 @@ def list_transactions(
                 | Transaction.merchant.icontains(text, autoescape=True)
             )
         if min_amount is not None or max_amount is not None:
-            query = query.where(_size_between(session, actor.family_id, min_amount, max_amount))
+            query = query.where(_size_between(connection, actor.family_id, min_amount, max_amount))
         if after_id is not None:
-            cursor = session.execute(
+            cursor = connection.execute(
                 select(Transaction.date, Transaction.id)
                 .join(Account, Transaction.account_id == Account.id)
                 .where(Transaction.id == after_id, Account.family_id == actor.family_id)
@@ -263,10 +287,7 @@ def list_transactions(
                     "The cursor names no transaction; start from the first page", field="after_id"
                 )
             query = query.where(tuple_(Transaction.date, Transaction.id) < tuple_(*cursor))
-        rows = session.execute(
-            query.order_by(Transaction.date.desc(), Transaction.id.desc()).limit(limit),
-            {"family_id": actor.family_id},
-        )
+        rows = connection.execute(query, {"family_id": actor.family_id, "limit": limit}).all()
         return [TransactionView(*row) for row in rows]
 
 
