@@ -102,8 +102,8 @@ class Core:
     @contextmanager
     def connection(self) -> Iterator[Connection]:
         """A plain connection in a transaction, committed when the block ends and rolled back
-        on error: for the work of every request (who sends it) that runs a statement or two
-        and needs no ORM session around them."""
+        on error: for the small reads every request makes (who sends it, a page of
+        transactions), which need no ORM session around their statements."""
         with self.engine.begin() as connection:
             yield connection
 
