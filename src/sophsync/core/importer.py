@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
@@ -166,15 +166,14 @@ _FIELDS = (
     "check_number",
     "memo",
 )
-#: What an import may change in a stored row: its values, the ids it was known by, whose
-#: report it is, and whether it is removed.
-_WRITTEN = ("provider_id", "previous_ids", "fingerprint", "source_id", "status", *_FIELDS)
 
 
 @dataclass(slots=True, eq=False)
 class _Row:
     """A stored transaction as the importer reads it: plain values, no ORM object (a re-sync
-    reads every row of its window and, most days, changes none of them)."""
+    reads every row of its window and, most days, changes none of them). Its id, then what an
+    import may change: the ids it was known by, its values, whose report it is, and whether
+    it is removed."""
 
     id: int
     provider_id: str | None
@@ -194,20 +193,20 @@ class _Row:
     memo: str | None
 
 
-# _Row is built from _READ's columns by position.
-assert tuple(item.name for item in fields(_Row)) == ("id", *_WRITTEN)
-_VALUES = attrgetter(*_WRITTEN)
 #: The columns of a stored row the importer reads, in _Row's order.
-_READ = select(_TABLE.c.id, *(_TABLE.c[name] for name in _WRITTEN))
+_READ = select(*(_TABLE.c[item.name] for item in fields(_Row)))
+#: What an import may change in a stored row: all of _Row but its id.
+_WRITTEN = tuple(item.name for item in fields(_Row) if item.name != "id")
+_VALUES = attrgetter(*_WRITTEN)
 
 
 @dataclass(eq=False)
 class _Stored:
     row: _Row
-    ids: set[str] = field(default_factory=set)
-    matched: bool = False
+    ids: set[str]
     #: The row's values as read: it is written back only if they changed.
-    read: tuple[Any, ...] = ()
+    read: tuple[Any, ...]
+    matched: bool = False
 
     @classmethod
     def of(cls, values: Sequence[Any]) -> _Stored:
@@ -215,7 +214,7 @@ class _Stored:
         ids = {row.provider_id or ""} | set(
             json.loads(row.previous_ids) if row.previous_ids else ()
         )
-        return cls(row, ids, read=_VALUES(row))
+        return cls(row, ids, _VALUES(row))
 
     @property
     def changed(self) -> bool:
