@@ -34,7 +34,7 @@ from sqlalchemy import select, update
 
 from ..core.app import Core, owned
 from ..core.families import Actor, require_admin
-from ..errors import BadInput, NotFound, PermissionDenied
+from ..errors import BadInput, PermissionDenied
 from ..exporters.source import ID_PREFIX, OutputAccount, OutputTransaction, select_outputs
 from ..settings import check_public_url
 from ..store.models import Connection, ConnectionStatus, Role, SimplefinAccess
@@ -274,9 +274,7 @@ def authenticate(core: Core, username: str, password: str) -> Reader | None:
 def get_access(core: Core, actor: Actor, access_id: int) -> AccessView:
     now = core.now()
     with core.session() as session:
-        row = session.get(SimplefinAccess, access_id)
-        if row is None or row.family_id != actor.family_id:
-            raise NotFound(f"No SimpleFIN access {access_id} in your family")
+        row = owned(session, SimplefinAccess, access_id, actor.family_id, "SimpleFIN access")
         return _view(row, now)
 
 

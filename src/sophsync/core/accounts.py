@@ -20,9 +20,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from ..errors import BadInput, NotFound
+from ..errors import BadInput
 from ..store.models import Account, AccountType, BalanceHistory, Transaction, TxnStatus
-from .app import Core, owned
+from .app import Core, not_in_family, owned
 from .families import Actor, require_admin
 from .importer import exponent
 
@@ -260,7 +260,7 @@ def list_transactions(
         if account_id is not None:
             mine = {"account_id": account_id, "family_id": actor.family_id}
             if connection.execute(_OWNED, mine).first() is None:
-                raise NotFound(f"No account {account_id} in your family")
+                raise not_in_family("account", account_id)
             query = query.where(Transaction.account_id == account_id)
         if start is not None:
             query = query.where(Transaction.date >= start)
@@ -298,5 +298,5 @@ def delete_transaction(core: Core, actor: Actor, transaction_id: int) -> None:
         row = session.get(Transaction, transaction_id)
         account = session.get(Account, row.account_id) if row is not None else None
         if row is None or account is None or account.family_id != actor.family_id:
-            raise NotFound(f"No transaction {transaction_id} in your family")
+            raise not_in_family("transaction", transaction_id)
         row.deleted = True

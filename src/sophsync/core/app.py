@@ -38,12 +38,17 @@ F = TypeVar("F", bound=_FamilyRow)
 
 
 def owned(session: Session, model: type[F], ident: int, family_id: int, what: str) -> F:
-    """The row with this key if it belongs to the family, else :class:`NotFound` (the same
-    answer for a missing row and another family's, so nothing leaks across families)."""
+    """The row with this key if it belongs to the family, else :func:`not_in_family`."""
     row = session.get(model, ident)
     if row is None or row.family_id != family_id:
-        raise NotFound(f"No {what} {ident} in your family")
+        raise not_in_family(what, ident)
     return row
+
+
+def not_in_family(what: str, ident: int) -> NotFound:
+    """The answer for a row that is missing or another family's: the same for both, so that
+    nothing leaks across families."""
+    return NotFound(f"No {what} {ident} in your family")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, select
 
 from ..errors import BadInput, Conflict, NotFound, PermissionDenied
 from ..store.models import Family, Role, User
-from .app import Core
+from .app import Core, owned
 
 _hasher = PasswordHasher()
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -137,9 +137,7 @@ def set_role(core: Core, actor: Actor, user_id: int, role: Role) -> Actor:
     """Make a user of the family an admin or a member (a family always keeps one admin)."""
     require_admin(actor, "change roles")
     with core.session() as session:
-        user = session.get(User, user_id)
-        if user is None or user.family_id != actor.family_id:
-            raise NotFound(f"No user {user_id} in your family")
+        user = owned(session, User, user_id, actor.family_id, "user")
         if user.role == Role.ADMIN.value and Role(role) is Role.MEMBER:
             admins = session.scalar(
                 select(func.count())

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import BadInput, Conflict, NotFound
+from ..errors import BadInput, Conflict
 from ..settings import MAX_HISTORY_DAYS
 from ..store.models import Account, AccountType, Connection, ProviderAccount
-from .app import Core, owned
+from .app import Core, not_in_family, owned
 from .families import Actor, require_admin
 
 #: Subtypes offered for each account type (any other text is taken too).
@@ -42,7 +42,7 @@ class ProviderAccountView:
 def _provider_account(session: Session, actor: Actor, provider_account_id: int) -> ProviderAccount:
     row = session.get(ProviderAccount, provider_account_id)
     if row is None or row.connection.family_id != actor.family_id:
-        raise NotFound(f"No provider account {provider_account_id} in your family")
+        raise not_in_family("provider account", provider_account_id)
     return row
 
 

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..core import accounts, connect, credentials, families, link, sync, tokens
-from ..core.app import Core
+from ..core.app import Core, not_in_family
 from ..core.connect import ConnectionView
 from ..core.families import Actor
 from ..errors import BadInput, NotFound, SophsyncError
@@ -617,7 +617,7 @@ def create_app(
         if body.connection_id is not None:
             views = [v for v in views if v.id == body.connection_id]
             if not views:
-                raise NotFound(f"No connection {body.connection_id} in your family")
+                raise not_in_family("connection", body.connection_id)
         if not views:
             raise BadInput(
                 "No institution is connected yet. Connect a bank first.", code="no_connections"
