@@ -478,10 +478,8 @@ def _known_ids(session: Session, account: Account, ids: set[str]) -> dict[str, _
     if not ids:
         return {}
     if len(ids) <= _CHUNK:
-        wanted = _READ.where(
-            _TABLE.c.account_id == account.id, _TABLE.c.provider_id.in_(sorted(ids))
-        )
-        return _by_provider_id(session.execute(wanted))
+        wanted = {"account_id": account.id, "provider_ids": sorted(ids)}
+        return _by_provider_id(session.execute(_KNOWN, wanted))
     # Many ids (a first sync of a long history): one pass over the account's ids costs less
     # than lists of thousands of parameters, which the database parses anew each time.
     everything = select(Transaction.id, Transaction.provider_id).where(
@@ -504,6 +502,11 @@ def _by_provider_id(rows: Iterable[Sequence[Any]]) -> dict[str, _Stored]:
 
 #: Ids per query: PostgreSQL takes at most 65,535 parameters, SQLite 32,766 by default.
 _CHUNK = 10_000
+#: An account's rows whose provider id is in a list (built once; the list is bound at run time).
+_KNOWN = _READ.where(
+    _TABLE.c.account_id == bindparam("account_id"),
+    _TABLE.c.provider_id.in_(bindparam("provider_ids", expanding=True)),
+)
 #: Write back a changed row (its ``updated_at`` set by the column's own ``onupdate``).
 _UPDATE = (
     update(_TABLE)

@@ -567,20 +567,17 @@ def _mark_synced(
 def _update_balance(
     core: Core, session: Session, account: Account, source: ProviderAccount
 ) -> None:
+    """The account's balance as the bank reports it now, and today's entry in its history.
+
+    Plain UPDATE and upsert: ``account`` is only read (the ORM would flush it as a change)."""
     sign = -1 if account.invert_sign else 1
     if source.balance_minor is None:
         return
-    account.balance_minor = sign * source.balance_minor
-    account.available_minor = (
-        None if source.available_minor is None else sign * source.available_minor
-    )
-    account.balance_at = core.now()
-    row = {
-        "account_id": account.id,
-        "date": core.today(),
-        "balance_minor": account.balance_minor,
-        "available_minor": account.available_minor,
-    }
+    balance = sign * source.balance_minor
+    available = None if source.available_minor is None else sign * source.available_minor
+    reported = {"balance_minor": balance, "available_minor": available}
+    session.execute(_ACCOUNT, {"account_id": account.id, **reported, "balance_at": core.now()})
+    row = {"account_id": account.id, "date": core.today(), **reported}
     upsert(
         session,
         _BALANCES,

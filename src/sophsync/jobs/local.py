@@ -18,10 +18,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import Table, and_, bindparam, exists, select, update
 
 from ..core.app import Core
 from ..store.models import Job, JobState, Schedule
@@ -85,18 +84,10 @@ class LocalQueue:
         No two of them share a lock. A job whose lock another worker took meanwhile goes back.
         """
         now = self.core.now()
-        running = aliased(Job)
-        lock_busy = exists().where(
-            and_(running.lock == Job.lock, running.state == JobState.DOING.value)
-        )
-        with self.core.session() as session:
-            candidates = session.execute(
-                select(Job.id, Job.lock)
-                .where(Job.state == JobState.TODO.value, Job.run_at <= now)
-                .where((Job.lock.is_(None)) | ~lock_busy)
-                .order_by(Job.run_at, Job.id)
-                .limit(limit * 2 + 3)
-            ).all()
+        # A worker asks every time one of its jobs ends, mostly to learn that nothing is due:
+        # a plain connection and a statement built once make that question cheap.
+        with self.core.connection() as connection:
+            candidates = connection.execute(_DUE, {"now": now, "limit": limit * 2 + 3}).all()
         wanted: list[int] = []
         locks: set[str] = set()
         for job_id, lock in candidates:
@@ -156,26 +147,26 @@ class LocalQueue:
         """Record how a job ended. With ``worker``, only while that worker still holds it: a
         job the reaper took from a worker that seemed dead, and another worker now runs, is
         not the first worker's to finish."""
-        with self.core.session() as session:
-            job = session.get(Job, job_id)
+        with self.core.connection() as connection:
+            job = connection.execute(_HOLDER, {"job_id": job_id}).first()
             if job is None:
                 return
             if worker is not None and (job.worker != worker or job.state != JobState.DOING.value):
                 logger.warning("job %s was taken back from %s: not recorded", job_id, worker)
                 return
+            ended: dict[str, object]
             if retry_in is not None and job.attempts < MAX_ATTEMPTS:
-                job.state = JobState.TODO.value
-                job.run_at = self.core.now() + dt.timedelta(seconds=retry_in)
-                job.last_error = error
+                run_at = self.core.now() + dt.timedelta(seconds=retry_in)
+                ended = {"state": JobState.TODO.value, "run_at": run_at, "last_error": error}
             elif error is not None:
-                job.state = JobState.FAILED.value
-                job.last_error = error
-                job.finished_at = self.core.now()
+                ended = {"state": JobState.FAILED.value, "last_error": error}
+                ended["finished_at"] = self.core.now()
             else:
-                job.state = JobState.DONE.value
-                job.last_error = result
-                job.finished_at = self.core.now()
-            job.worker = None
+                ended = {"state": JobState.DONE.value, "last_error": result}
+                ended["finished_at"] = self.core.now()
+            # A reaper that took the job since it was read keeps it.
+            held = {"job_id": job_id, "holder": job.worker, "held_state": job.state}
+            connection.execute(_ENDED, {**held, "worker": None, **ended})
 
     def heartbeat(self, job_ids: list[int], worker: str | None = None) -> None:
         """Mark the jobs alive (with ``worker``: only those that worker still holds)."""
@@ -228,6 +219,34 @@ class LocalQueue:
                     select(Job.id).where(Job.state.in_([JobState.TODO.value, JobState.DOING.value]))
                 ).all()
             )
+
+
+_JOBS = cast(Table, Job.__table__)
+_RUNNING = _JOBS.alias("running")
+#: Due jobs whose lock no running job holds, oldest first (``now``, ``limit``).
+_DUE = (
+    select(_JOBS.c.id, _JOBS.c.lock)
+    .where(_JOBS.c.state == JobState.TODO.value, _JOBS.c.run_at <= bindparam("now"))
+    .where(
+        _JOBS.c.lock.is_(None)
+        | ~exists().where(
+            and_(_RUNNING.c.lock == _JOBS.c.lock, _RUNNING.c.state == JobState.DOING.value)
+        )
+    )
+    .order_by(_JOBS.c.run_at, _JOBS.c.id)
+    .limit(bindparam("limit"))
+)
+#: Who holds a job, in what state, after how many attempts.
+_HOLDER = select(_JOBS.c.worker, _JOBS.c.state, _JOBS.c.attempts).where(
+    _JOBS.c.id == bindparam("job_id")
+)
+#: A job's end, written only while its holder and state are still those read (the columns
+#: set are those named in the parameters).
+_ENDED = update(_JOBS).where(
+    _JOBS.c.id == bindparam("job_id"),
+    _JOBS.c.state == bindparam("held_state"),
+    _JOBS.c.worker.is_not_distinct_from(bindparam("holder")),
+)
 
 
 def job_owner(job_id: int) -> str:
