@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from sophsync.core import families, tokens
 from sophsync.core.app import Core
@@ -223,6 +223,23 @@ def test_family_admin(core: Core, admin: Actor, member: Actor) -> None:
     assert families.family_admin(core, admin.family_id).user_id == member.user_id
     with pytest.raises(NotFound):
         families.family_admin(core, 424242)
+
+
+def test_the_reads_every_request_makes_hold_no_transaction_open_on_postgresql(
+    core: Core, admin: Actor, backend: str
+) -> None:
+    """``Core.autocommit``: on PostgreSQL each statement commits on its own (no BEGIN and
+    COMMIT round trips), so another connection sees a write before the block ends; on SQLite
+    the block keeps its transaction and the write is seen when it ends."""
+    renamed = update(Family).where(Family.id == admin.family_id).values(name="The Joneses")
+    name = select(Family.name).where(Family.id == admin.family_id)
+    with core.autocommit() as connection:
+        connection.execute(renamed)
+        with core.engine.connect() as other:
+            seen_meanwhile = other.execute(name).scalar_one()
+    assert seen_meanwhile == ("The Joneses" if backend == "postgresql" else "The Smiths")
+    with core.engine.connect() as other:
+        assert other.execute(name).scalar_one() == "The Joneses"
 
 
 def test_a_token_in_steady_use_records_its_last_use_once_a_minute(

@@ -253,9 +253,9 @@ def list_transactions(
             raise BadInput(f"{name} must be a positive amount, like 25.00", field=name)
     if min_amount is not None and max_amount is not None and min_amount > max_amount:
         raise BadInput("min_amount must not be above max_amount", field="min_amount")
-    # A plain connection, not an ORM session: a page is asked for at every screen and API
-    # call, reads plain rows, and changes nothing.
-    with core.connection() as connection:
+    # A plain connection, not an ORM session, and no transaction: a page is asked for at
+    # every screen and API call, reads plain rows, and changes nothing.
+    with core.autocommit() as connection:
         query = _PAGE
         if account_id is not None:
             mine = {"account_id": account_id, "family_id": actor.family_id}

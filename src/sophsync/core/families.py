@@ -169,7 +169,7 @@ def authenticate(core: Core, email: str, password: str) -> Actor:
 
 def get_actor(core: Core, user_id: int) -> Actor:
     """The user as an actor: asked at every signed-in request, so one plain query."""
-    with core.connection() as connection:
+    with core.autocommit() as connection:
         found = connection.execute(_ACTOR, {"user_id": user_id}).first()
         if found is None:
             raise NotFound(f"No user {user_id}")

@@ -91,7 +91,7 @@ def actor_for_token(core: Core, token: str) -> Actor | None:
     ``last_used_at`` is older than :data:`LAST_USED_PRECISION`."""
     if not token.startswith(PREFIX):
         return None
-    with core.connection() as connection:
+    with core.autocommit() as connection:
         found = connection.execute(_OWNER, {"token_hash": _hash(token)}).first()
         if found is None:
             return None
