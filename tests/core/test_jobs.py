@@ -4,6 +4,7 @@ single claims, retries, reaping and the daily schedule. The scenarios every back
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from pathlib import Path
@@ -267,6 +268,35 @@ def test_a_job_taken_back_by_the_reaper_is_not_finished_by_its_first_worker(
     assert (row.state, row.worker, row.last_error) == (JobState.DOING.value, "fresh", None)
     queue.finish(job_id, worker="fresh", result="ok")
     assert jobs(core)[0].state == JobState.DONE.value
+
+
+def test_a_job_taken_back_while_its_end_is_written_stays_with_its_new_holder(
+    core: Core, clock: Clock
+) -> None:
+    """A finish reads who holds the job, then writes its end. A reaper and a second worker
+    that take the job in between (here: when the finish looks at the clock) keep it: the
+    write holds only while the holder and state are those that were read."""
+    queue = LocalQueue(core, stall_seconds=30)
+    job_id = queue.defer("schedule_syncs")
+    assert queue.claim("slow") is not None
+    clock.advance(seconds=31)  # "slow" stopped beating: it looks dead
+    taken_back: list[int] = []
+
+    def take_back_then_tell_the_time() -> dt.datetime:
+        if not taken_back:  # once: the reaper and the claim ask the clock too
+            taken_back.append(0)
+            taken_back[0] = queue.reap()
+            assert queue.claim("fresh") is not None
+        return clock()
+
+    core.clock = take_back_then_tell_the_time
+    try:
+        queue.finish(job_id, worker="slow", result="ok")
+    finally:
+        core.clock = clock
+    assert taken_back == [1]
+    [row] = jobs(core)
+    assert (row.state, row.worker, row.last_error) == (JobState.DOING.value, "fresh", None)
 
 
 def test_a_worker_runs_as_many_jobs_at_once_as_its_concurrency(

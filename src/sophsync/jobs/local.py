@@ -154,16 +154,15 @@ class LocalQueue:
             if worker is not None and (job.worker != worker or job.state != JobState.DOING.value):
                 logger.warning("job %s was taken back from %s: not recorded", job_id, worker)
                 return
+            now = self.core.now()
             ended: dict[str, object]
             if retry_in is not None and job.attempts < MAX_ATTEMPTS:
-                run_at = self.core.now() + dt.timedelta(seconds=retry_in)
+                run_at = now + dt.timedelta(seconds=retry_in)
                 ended = {"state": JobState.TODO.value, "run_at": run_at, "last_error": error}
             elif error is not None:
-                ended = {"state": JobState.FAILED.value, "last_error": error}
-                ended["finished_at"] = self.core.now()
+                ended = {"state": JobState.FAILED.value, "last_error": error, "finished_at": now}
             else:
-                ended = {"state": JobState.DONE.value, "last_error": result}
-                ended["finished_at"] = self.core.now()
+                ended = {"state": JobState.DONE.value, "last_error": result, "finished_at": now}
             # A reaper that took the job since it was read keeps it.
             held = {"job_id": job_id, "holder": job.worker, "held_state": job.state}
             connection.execute(_ENDED, {**held, "worker": None, **ended})
