@@ -10,7 +10,9 @@ command's 64 jobs at a time; the syncs go over HTTP on 127.0.0.1. The connection
 ordinary way (connect at the MFA-free test bank, link every account), then marked as not fresh
 so that each sync asks the bank to refresh. Before the workers, 50 of the logins are synced in
 the benchmark's own process to time one sync's CPU and to count what it does (Python function
-calls, SQL statements, Sophtron requests: the same on every run of the same code).
+calls, SQL statements, Sophtron requests: the same on every run of the same code), and the
+local queue's own work for one job (claiming, finishing, an ask that finds nothing) is timed in
+a store of its own.
 
 ``python bench/concurrency.py worker ...`` is the worker process itself (started by the
 benchmark, not by hand).
@@ -92,6 +94,7 @@ def run(record: Record) -> None:
                 f"one sync alone (refresh job {FLOOR_SECONDS:g} s, SQLite)",
             )
             one_sync(record, core, ids[1 : 1 + TIMED_SYNCS])
+            queue_steps(record, data_dir)
             for concurrency in LOCAL_CONCURRENCY:
                 result = measure(
                     core, LocalQueue(core), ids, data_dir, sqlite_url, "local", concurrency, 1
@@ -139,6 +142,55 @@ def one_sync(record: Record, core: Core, ids: list[int]) -> None:
     )
     for what, value in sync_work(core, ids).items():
         record(f"concurrency_sync_{what}", value, *WORK[what])
+
+
+#: Jobs a round of :func:`queue_steps` defers, claims, finishes and asks about.
+QUEUE_JOBS = 500
+
+
+def queue_steps(record: Record, data_dir: Path) -> None:
+    """The local queue's own work for one job, in a store of its own: ``QUEUE_JOBS`` jobs
+    deferred, claimed at once, finished one by one, then as many asks that find nothing due
+    (what a worker does each time one of its jobs ends). CPU time of this process per job, the
+    best of three rounds."""
+    store = data_dir / "queue"
+    store.mkdir()
+    core = Core.open(
+        Settings(data_dir=store, database_url=f"sqlite:///{store / 'queue.db'}"), migrate=True
+    )
+    try:
+        queue = LocalQueue(core)
+        rounds: dict[str, list[float]] = {"claim": [], "finish": [], "empty_claim": []}
+        for _ in range(3):
+            for index in range(QUEUE_JOBS):
+                queue.defer("schedule_syncs", lock=f"bench-{index}")
+            start = time.process_time()
+            claimed = queue.claim_many("bench", QUEUE_JOBS)
+            claiming = time.process_time()
+            for job in claimed:
+                queue.finish(job.id, worker="bench", result="ok")
+            finishing = time.process_time()
+            for _ in claimed:
+                queue.claim_many("bench", QUEUE_JOBS)
+            asking = time.process_time()
+            assert len(claimed) == QUEUE_JOBS
+            rounds["claim"].append(claiming - start)
+            rounds["finish"].append(finishing - claiming)
+            rounds["empty_claim"].append(asking - finishing)
+    finally:
+        core.close()
+    what = {
+        "claim": f"a job claimed with {QUEUE_JOBS - 1} others in one ask",
+        "finish": "a job finished (its end recorded)",
+        "empty_claim": "an ask for due jobs that finds none",
+    }
+    for step, seconds in rounds.items():
+        record(
+            f"concurrency_queue_{step}",
+            1000 * min(seconds) / QUEUE_JOBS,
+            "ms",
+            f"CPU time of the local queue's own work: {what[step]} (SQLite, best of 3 rounds)",
+        )
 
 
 @dataclass
