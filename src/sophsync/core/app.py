@@ -108,7 +108,7 @@ class Core:
     def connection(self) -> Iterator[Connection]:
         """A plain connection in a transaction, committed when the block ends and rolled back
         on error: for small, frequent work that needs no ORM session around its statements
-        (a worker claiming and finishing jobs)."""
+        (a worker claiming and finishing jobs, a sync recording its refresh job)."""
         with self.engine.begin() as connection:
             yield connection
 

@@ -433,9 +433,9 @@ def _refresh(core: Core, client: Client, start: _Start, poller: Poller) -> bool:
         assert login_id is not None
         job_id = client.refresh_user_institution(login_id).job_id
         started_at = core.now()
-        with core.session() as session:
+        with core.connection() as plain:
             recorded = {"job_id": job_id, "job_purpose": "sync", "job_started_at": started_at}
-            session.execute(_CONNECTION, {"connection_id": connection_id, **recorded})
+            plain.execute(_CONNECTION, {"connection_id": connection_id, **recorded})
     began = time.monotonic()
     elapsed = 0.0 if started_at is None else (core.now() - started_at).total_seconds()
     deadline = began + core.settings.connect_timeout_seconds
