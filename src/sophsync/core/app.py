@@ -123,7 +123,7 @@ class Core:
         transaction (a write is committed when the block ends): setting the mode would cost
         more than it saves."""
         if self.engine.dialect.name != "postgresql":
-            with self.engine.begin() as connection:
+            with self.connection() as connection:
                 yield connection
             return
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
