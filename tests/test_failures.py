@@ -31,6 +31,7 @@ from sophsync.sophtron import (
     TokenMethodPrompt,
     job_status,
 )
+from sophsync.sophtron import client as client_module
 from tests.conftest import (
     ACCESS_KEY,
     FAST,
@@ -593,6 +594,33 @@ def test_nothing_listening(send: Callable[[Client], Any]) -> None:
     assert_clean(error)
 
 
+def test_the_proxy_the_environment_names(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blocking client sends through the proxy that HTTP_PROXY (HTTPS_PROXY, ALL_PROXY)
+    names, as httpx and requests do, except to the hosts NO_PROXY names."""
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", NOTHING_LISTENING.removesuffix("/api"))
+    client_module._proxy_for.cache_clear()
+    try:
+        with (
+            Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, sleep=no_wait, **FAST) as client,
+            pytest.raises(SophtronConnectionError) as raised,
+        ):
+            client.health_check_auth()  # the proxy is not there
+        assert raised.value.unsent is True
+        assert "could not connect" in str(raised.value)
+        assert_clean(raised.value)
+
+        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+        client_module._proxy_for.cache_clear()
+        with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, **FAST) as client:
+            assert client.health_check_auth() == "this is online."
+    finally:
+        client_module._proxy_for.cache_clear()
+
+
 @pytest.mark.anyio
 async def test_nothing_listening_async() -> None:
     async def no_sleep(_: float) -> None:
@@ -744,10 +772,10 @@ def test_logs_never_contain_secrets(client: Client, caplog: pytest.LogCaptureFix
     errors = _flow(client)
     assert errors
     text = caplog.text
-    # The flow was logged (the SDK's own lines, at debug and warning level, and httpx's) ...
+    # The flow was logged (the SDK's own lines, at debug and warning level, and urllib3's) ...
     assert "Sophtron POST UserInstitution/CreateUserInstitution -> 200" in text
     assert "-> 404" in text
-    assert "HTTP Request" in text
+    assert '"POST /api/UserInstitution/CreateUserInstitution HTTP/1.1" 200' in text
     assert any(record.levelno == logging.DEBUG for record in caplog.records)
     # ... and none of it shows a secret.
     assert_no_secret(text)

@@ -628,5 +628,41 @@ def test_clients_opened_at_once_share_one_tls_context() -> None:
     assert len(contexts) == 40
     assert len({id(context) for context in contexts}) == 1
     with Client(USER_ID, ACCESS_KEY, base_url="http://127.0.0.1:9/api") as client:
-        pool = client._http._transport._pool  # type: ignore[attr-defined]
-        assert pool._ssl_context is contexts[0]
+        assert client._pool.connection_pool_kw["ssl_context"] is contexts[0]
+
+
+def test_a_client_keeps_its_connection_until_it_is_closed(sandbox: SandboxServer) -> None:
+    """A sync sends a few requests in a row: one connection for all, closed with the client;
+    threads that use one client at once get a connection each, all kept for the next ones."""
+    with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, **FAST) as client:
+        pool = client._pool.connection_from_url(sandbox.url)
+        for _ in range(5):
+            assert client.health_check_auth() == "this is online."
+        assert pool.num_connections == 1
+
+        def at_once(count: int) -> None:
+            start = threading.Barrier(count)
+            answers: list[str] = []
+
+            def one() -> None:
+                start.wait()
+                answers.append(client.health_check_auth())
+
+            threads = [threading.Thread(target=one) for _ in range(count)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len(answers) == count
+
+        threads = client_module.CONNECTIONS_PER_HOST
+        at_once(threads)
+        opened = pool.num_connections
+        assert 1 <= opened <= threads
+        at_once(threads)  # the first ones gave theirs back: none was closed on its return
+        assert pool.num_connections == opened
+        idle = pool.pool
+        del pool
+    assert idle is not None
+    assert not client._pool.pools
+    assert idle.qsize() == 0  # closed with the client
