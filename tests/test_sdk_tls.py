@@ -99,13 +99,18 @@ def fresh_tls_context() -> Iterator[None]:
     client_module._build_tls_context.cache_clear()
 
 
-@pytest.mark.usefixtures("fresh_tls_context")
-def test_an_untrusted_certificate_is_refused_before_anything_is_sent(
-    https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url, _ = https_server
+@pytest.fixture
+def certifi_roots_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``SSL_CERT_FILE`` or ``SSL_CERT_DIR``: the clients trust certifi's roots alone."""
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+
+@pytest.mark.usefixtures("fresh_tls_context", "certifi_roots_only")
+def test_an_untrusted_certificate_is_refused_before_anything_is_sent(
+    https_server: tuple[str, Path],
+) -> None:
+    url, _ = https_server
     with (
         Client(USER_ID, ACCESS_KEY, base_url=url, retry=ONCE) as client,
         pytest.raises(SophtronConnectionError) as raised,
@@ -116,13 +121,11 @@ def test_an_untrusted_certificate_is_refused_before_anything_is_sent(
 
 
 @pytest.mark.anyio
-@pytest.mark.usefixtures("fresh_tls_context")
+@pytest.mark.usefixtures("fresh_tls_context", "certifi_roots_only")
 async def test_an_untrusted_certificate_is_refused_by_the_async_client(
-    https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    https_server: tuple[str, Path],
 ) -> None:
     url, _ = https_server
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     async with AsyncClient(USER_ID, ACCESS_KEY, base_url=url, retry=ONCE) as client:
         with pytest.raises(SophtronConnectionError) as raised:
             await client.health_check_auth()
