@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import http.client
+import http.server
 import logging
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -618,6 +622,64 @@ def test_the_proxy_the_environment_names(
         with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, **FAST) as client:
             assert client.health_check_auth() == "this is online."
     finally:
+        client_module._proxy_for.cache_clear()
+
+
+class _ForwardingProxy(http.server.BaseHTTPRequestHandler):
+    """An HTTP proxy that forwards each request to the host its absolute URL names, keeping the
+    request lines it was sent in ``seen``."""
+
+    seen: ClassVar[list[str]] = []
+
+    def _forward(self) -> None:
+        self.seen.append(self.requestline)
+        target = urllib.parse.urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        upstream = http.client.HTTPConnection(target.netloc, timeout=10)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"}
+        upstream.request(self.command, self.path[len(f"http://{target.netloc}") :], body, headers)
+        answer = upstream.getresponse()
+        payload = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in {"content-length", "transfer-encoding", "connection"}:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        upstream.close()
+
+    do_GET = do_POST = _forward
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_a_request_through_the_proxy_reaches_sophtron(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through a proxy the client sends the whole URL, signed as it is sent; the sandbox checks
+    the signature against the path it receives, so a wrong URL is refused."""
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForwardingProxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    _ForwardingProxy.seen.clear()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    client_module._proxy_for.cache_clear()
+    try:
+        with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, **FAST) as client:
+            assert client.health_check_auth() == "this is online."
+            found = client.get_institution_by_name("Sophtron Bank")
+        assert found
+        assert _ForwardingProxy.seen == [
+            f"GET {sandbox.url}/Institution/HealthCheckAuth HTTP/1.1",
+            f"POST {sandbox.url}/Institution/GetInstitutionByName HTTP/1.1",
+        ]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
         client_module._proxy_for.cache_clear()
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import urllib3
 
 from sophsync.sandbox import SandboxServer
 from sophsync.sophtron import (
@@ -627,15 +628,16 @@ def test_clients_opened_at_once_share_one_tls_context() -> None:
         thread.join()
     assert len(contexts) == 40
     assert len({id(context) for context in contexts}) == 1
-    with Client(USER_ID, ACCESS_KEY, base_url="http://127.0.0.1:9/api") as client:
-        assert client._pool.connection_pool_kw["ssl_context"] is contexts[0]
+    with Client(USER_ID, ACCESS_KEY, base_url="https://127.0.0.1:9/api") as client:
+        assert client._pool.conn_kw["ssl_context"] is contexts[0]
 
 
 def test_a_client_keeps_its_connection_until_it_is_closed(sandbox: SandboxServer) -> None:
     """A sync sends a few requests in a row: one connection for all, closed with the client;
     threads that use one client at once get a connection each, all kept for the next ones."""
     with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, **FAST) as client:
-        pool = client._pool.connection_from_url(sandbox.url)
+        pool = client._pool
+        assert isinstance(pool, urllib3.HTTPConnectionPool)
         for _ in range(5):
             assert client.health_check_auth() == "this is online."
         assert pool.num_connections == 1
@@ -662,7 +664,8 @@ def test_a_client_keeps_its_connection_until_it_is_closed(sandbox: SandboxServer
         at_once(threads)  # the first ones gave theirs back: none was closed on its return
         assert pool.num_connections == opened
         idle = pool.pool
-        del pool
     assert idle is not None
-    assert not client._pool.pools
+    assert pool.pool is None
     assert idle.qsize() == 0  # closed with the client
+    with pytest.raises(RuntimeError, match="client is closed"):
+        client.health_check_auth()

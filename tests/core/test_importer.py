@@ -107,7 +107,7 @@ def run_import(
     with core.session() as session:
         account = session.get(Account, account_id)
         assert account is not None
-        return import_transactions(session, account, transactions, start, end)
+        return import_transactions(session.connection(), account, transactions, start, end)
 
 
 def rows(core: Core, account_id: int) -> list[Transaction]:

@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
+from sqlalchemy import Connection as SQLConnection
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -230,24 +231,38 @@ def discover_accounts(
     """Read the login's accounts from Sophtron and upsert them as provider accounts."""
     assert connection.provider_login_id is not None
     found = client.get_user_institution_accounts(connection.provider_login_id)
-    archive(core, session, connection, sync_run_id, "GetUserInstitutionAccounts", found)
+    db = session.connection()
+    archive(core, db, connection, sync_run_id, "GetUserInstitutionAccounts", found)
     return upsert_provider_accounts(core, session, connection.id, found)
+
+
+class Filed(Protocol):
+    """What an archived reply is filed under: a connection (a row, or what a sync read of it)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def family_id(self) -> int: ...
 
 
 def archive(
     core: Core,
-    session: Session,
-    connection: Connection,
+    db: SQLConnection,
+    connection: Filed,
     sync_run_id: int | None,
     route: str,
     payload: Any,
 ) -> None:
-    """Keep what Sophtron sent, encrypted, less its echo of MFA answers (never stored)."""
+    """Keep what Sophtron sent, encrypted, less its echo of MFA answers (never stored), in the
+    caller's transaction ``db`` (in an ORM session, ``session.connection()``)."""
+    # Each model as JSON straight from pydantic's serializer: a sync archives every reply, and
+    # Python dictionaries dumped by ``json`` cost twice as much.
     items = payload if isinstance(payload, list) else [payload]
-    dumped = [item.model_dump(mode="json", by_alias=True, exclude=_ANSWER_ECHOES) for item in items]
-    body: Any = dumped if isinstance(payload, list) else dumped[0]
+    dumped = [item.model_dump_json(by_alias=True, exclude=_ANSWER_ECHOES) for item in items]
+    body = f"[{','.join(dumped)}]" if isinstance(payload, list) else dumped[0]
     # A Core insert: the row is written, never read back, so the unit of work has nothing to do.
-    session.execute(
+    db.execute(
         _ARCHIVE,
         {
             "family_id": connection.family_id,
@@ -255,7 +270,7 @@ def archive(
             "connection_id": connection.id,
             "route": route,
             "captured_at": core.now(),
-            "body_enc": core.vault.encrypt_json(body),
+            "body_enc": core.vault.encrypt(body.encode()),
         },
     )
 
@@ -347,20 +362,19 @@ def apply_job_status(
     connection.challenge_kind = None
     connection.challenge_enc = None
     if status.state is JobState.SUCCEEDED:
-        if connection.job_purpose == "connect" and connection.job_started_at is not None:
-            # A first guess at how long the bank takes to refresh this login: the connect job,
-            # from its start or from the last answer a person gave (answers restart the clock).
-            took = (core.now() - connection.job_started_at).total_seconds()
-            connection.refresh_seconds = took if took > 0 else connection.refresh_seconds
-        connection.data_fresh_at = core.now()
-        connection.last_error = connection.last_error_code = None
         if connection.job_purpose == "connect":
-            accounts = discover_accounts(core, session, client, connection, sync_run_id)
-            if not accounts:
+            if connection.job_started_at is not None:
+                # A first guess at how long the bank takes to refresh this login: the connect
+                # job, from its start or from the last answer a person gave (answers restart
+                # the clock).
+                took = (core.now() - connection.job_started_at).total_seconds()
+                connection.refresh_seconds = took if took > 0 else connection.refresh_seconds
+            if not discover_accounts(core, session, client, connection, sync_run_id):
+                connection.data_fresh_at = core.now()
                 _fail(connection, "no_accounts")
                 return
-        connection.status = ConnectionStatus.CONNECTED.value
-        connection.job_id = None
+        for name, value in job_done(core).items():
+            setattr(connection, name, value)
         return
     if status.state in {JobState.FAILED, JobState.TIMED_OUT}:
         reason = status.failure or FailureReason.UNKNOWN
@@ -388,6 +402,20 @@ def apply_job_status(
         connection.last_error_code = "timed_out"
     else:
         connection.status = ConnectionStatus.CONNECTING.value
+
+
+def job_done(core: Core) -> dict[str, Any]:
+    """What a job that succeeded records on its connection (a connect job's, once the login's
+    accounts are found): connected, its data fresh, no challenge, error or job left."""
+    return {
+        "status": ConnectionStatus.CONNECTED.value,
+        "data_fresh_at": core.now(),
+        "challenge_kind": None,
+        "challenge_enc": None,
+        "last_error": None,
+        "last_error_code": None,
+        "job_id": None,
+    }
 
 
 def _fail(connection: Connection, code: str) -> None:
@@ -420,7 +448,7 @@ def poll_connection(core: Core, connection_id: int) -> ConnectionView:
             connection = load(session, Connection, connection_id)
             if connection.job_id != job_id:  # someone started over meanwhile
                 return _view(core, connection)
-            archive(core, session, connection, None, "GetJobInformationByID", job)
+            archive(core, session.connection(), connection, None, "GetJobInformationByID", job)
             apply_job_status(core, session, client, connection, job_status(job))
             return _view(core, connection)
 

@@ -7,9 +7,10 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection as SQLConnection
+from sqlalchemy import Table, bindparam, select
 
 from ..errors import BadInput, NeedsUser, NotFound, Retryable
 from ..sophtron import Client, InvalidAccessKey, InvalidCredentials, SophtronError
@@ -144,8 +145,8 @@ def save_credentials(
         except SophtronError as error:
             raise sophtron_error(error) from None
         finally:
-            with core.session() as session:
-                meter.flush(session)
+            with core.connection() as plain:
+                meter.flush(plain)
     now = core.now()
     with core.session() as session:
         stored = session.scalar(
@@ -204,16 +205,16 @@ def sophtron_for(core: Core, family_id: int) -> Iterator[Client]:
     except SophtronError as error:
         raise sophtron_error(error) from None
     finally:
-        with core.session() as session:
-            meter.flush(session)
+        with core.connection() as plain:
+            meter.flush(plain)
 
 
 def family_client(
     core: Core, family_id: int, on_request: Callable[[str], None] | None = None
 ) -> Client:
     """A Sophtron client with the family's stored credentials."""
-    with core.session() as session:
-        stored = stored_credentials(core, session, family_id)
+    with core.connection() as plain:
+        stored = stored_credentials(core, plain, family_id)
     return stored_client(core, stored, on_request)
 
 
@@ -230,13 +231,18 @@ def stored_client(
 
 
 def stored_credentials(
-    core: Core, session: Session, family_id: int
+    core: Core, db: SQLConnection, family_id: int
 ) -> tuple[str, str, str | None] | None:
-    """The family's Sophtron User ID, Access Key (decrypted) and base URL; None when none are
-    saved."""
-    stored = session.scalar(
-        select(ProviderCredentials).where(ProviderCredentials.family_id == family_id)
-    )
+    """The family's Sophtron User ID, Access Key (decrypted) and base URL, read in the caller's
+    transaction; None when none are saved."""
+    stored = db.execute(_STORED, {"family_id": family_id}).first()
     if stored is None:
         return None
-    return stored.user_id, core.vault.decrypt_text(stored.access_key_enc), stored.base_url
+    user_id, access_key_enc, base_url = stored
+    return user_id, core.vault.decrypt_text(access_key_enc), base_url
+
+
+_CREDENTIALS = cast(Table, ProviderCredentials.__table__)
+_STORED = select(
+    _CREDENTIALS.c.user_id, _CREDENTIALS.c.access_key_enc, _CREDENTIALS.c.base_url
+).where(_CREDENTIALS.c.family_id == bindparam("family_id"))

@@ -30,9 +30,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Dialect, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select, update
 from sqlalchemy.engine.default import DefaultDialect
-from sqlalchemy.orm import Session
 
 from ..sophtron.models import Transaction as SophtronTransaction
 from ..store.models import Account, Transaction, TxnStatus
@@ -266,7 +265,7 @@ def _reissued(stored: _Row, incoming: Incoming) -> bool:
 
 
 def import_transactions(
-    session: Session,
+    db: Connection,
     account: Account,
     transactions: Iterable[SophtronTransaction],
     start: dt.date,
@@ -276,7 +275,10 @@ def import_transactions(
 
     Every stored row can be matched (a re-linked account's old rows are the same money), but
     only rows this provider account reported are ever marked removed: history from an earlier
-    source stays as it was."""
+    source stays as it was.
+
+    ``db`` is the caller's transaction (in an ORM session, ``session.connection()``): every
+    statement is a plain one, and ``account`` is only read."""
     counts = ImportCounts()
     source = account.provider_account_id
     arrivals: dict[str, Incoming] = {}
@@ -287,7 +289,7 @@ def import_transactions(
     margin = dt.timedelta(days=7)
     stored = [
         _Stored.of(values)
-        for values in session.execute(
+        for values in db.execute(
             _READ.where(
                 _TABLE.c.account_id == account.id,
                 _TABLE.c.date >= start - margin,
@@ -304,7 +306,7 @@ def import_transactions(
             if provider_id:
                 by_id.setdefault(provider_id, item)
     # Ids of rows outside the window still count: an arrival must not duplicate them.
-    outside = _known_ids(session, account, set(arrivals) - set(by_id))
+    outside = _known_ids(db, account, set(arrivals) - set(by_id))
 
     unmatched: list[Incoming] = []
     for provider_id, incoming in arrivals.items():
@@ -342,7 +344,7 @@ def import_transactions(
             counts.removed += 1
     changed = [item.row for item in (*stored, *outside.values()) if item.changed]
     if changed:
-        session.execute(
+        db.execute(
             _UPDATE,
             [
                 {"row_id": row.id, **dict(zip(_WRITTEN, _VALUES(row), strict=True))}
@@ -350,12 +352,12 @@ def import_transactions(
             ],
         )
     if fresh:
-        _insert_new(session, account.id, source, fresh)
+        _insert_new(db, account.id, source, fresh)
     return counts
 
 
 def _insert_new(
-    session: Session, account_id: int, source_id: int | None, rows: Sequence[Incoming]
+    connection: Connection, account_id: int, source_id: int | None, rows: Sequence[Incoming]
 ) -> None:
     """Insert new rows in one go on the driver's cursor: PostgreSQL's ``COPY``, else one
     ``executemany`` of SQLAlchemy's own INSERT, compiled once for each kind of database.
@@ -367,7 +369,6 @@ def _insert_new(
     ``COPY`` loads the rows about twice as fast as psycopg's ``executemany``; like the INSERT, it
     fails whole if a row breaks a constraint.
     """
-    connection = session.connection()
     plan = _plan(connection.dialect)
     stamp = dt.datetime.now(dt.UTC)
     same: dict[str, object] = {
@@ -473,25 +474,23 @@ def _find(orphans: Sequence[_Stored], incoming: Incoming) -> _Stored | None:
     return None
 
 
-def _known_ids(session: Session, account: Account, ids: set[str]) -> dict[str, _Stored]:
+def _known_ids(db: Connection, account: Account, ids: set[str]) -> dict[str, _Stored]:
     """The account's rows (any date) whose provider id is one of ``ids``."""
     if not ids:
         return {}
     if len(ids) <= _CHUNK:
         wanted = {"account_id": account.id, "provider_ids": sorted(ids)}
-        return _by_provider_id(session.execute(_KNOWN, wanted))
+        return _by_provider_id(db.execute(_KNOWN, wanted))
     # Many ids (a first sync of a long history): one pass over the account's ids costs less
     # than lists of thousands of parameters, which the database parses anew each time.
     everything = select(Transaction.id, Transaction.provider_id).where(
         Transaction.account_id == account.id, Transaction.provider_id.is_not(None)
     )
-    matches = sorted(
-        row_id for row_id, provider_id in session.execute(everything) if provider_id in ids
-    )
+    matches = sorted(row_id for row_id, provider_id in db.execute(everything) if provider_id in ids)
     found: dict[str, _Stored] = {}
     for index in range(0, len(matches), _CHUNK):
         chunk = _READ.where(_TABLE.c.id.in_(matches[index : index + _CHUNK]))
-        found.update(_by_provider_id(session.execute(chunk)))
+        found.update(_by_provider_id(db.execute(chunk)))
     return found
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import cast
 
-from sqlalchemy import Table, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, select
 
 from ..errors import QuotaExceeded
 from ..store.models import RequestUsage
@@ -35,18 +34,19 @@ class RequestMeter:
         self.total += 1
         self._unflushed += 1
 
-    def flush(self, session: Session) -> None:
+    def flush(self, db: Connection) -> None:
+        """Add the requests counted since the last flush, in the caller's transaction."""
         if not self._unflushed:
             return
-        add_usage(session, self.family_id, month_of(self.core.now()), self._unflushed)
+        add_usage(db, self.family_id, month_of(self.core.now()), self._unflushed)
         self._unflushed = 0
 
 
-def add_usage(session: Session, family_id: int, month: str, count: int) -> None:
+def add_usage(db: Connection, family_id: int, month: str, count: int) -> None:
     """Add ``count`` requests to the family's month in one upsert: two syncs starting a new
     month at the same moment must both count, not collide on the month's first row."""
     row = {"family_id": family_id, "month": month, "count": count}
-    upsert(session, _USAGE, ("family_id", "month"), row, add=("count",))
+    upsert(db, _USAGE, ("family_id", "month"), row, add=("count",))
 
 
 _USAGE = cast(Table, RequestUsage.__table__)
@@ -54,13 +54,13 @@ _USAGE = cast(Table, RequestUsage.__table__)
 
 def usage(core: Core, family_id: int, month: str | None = None) -> int:
     """Requests spent by a family in a month (default: this month)."""
-    with core.session() as session:
-        return usage_in(session, core, family_id, month)
+    with core.connection() as plain:
+        return usage_in(plain, core, family_id, month)
 
 
-def usage_in(session: Session, core: Core, family_id: int, month: str | None = None) -> int:
+def usage_in(db: Connection, core: Core, family_id: int, month: str | None = None) -> int:
     """:func:`usage` inside the caller's transaction."""
-    count = session.scalar(
+    count = db.scalar(
         select(RequestUsage.count).where(
             RequestUsage.family_id == family_id,
             RequestUsage.month == (month or month_of(core.now())),

@@ -20,11 +20,11 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection as SQLConnection
 
 from ..errors import NeedsUser, NotFound, QuotaExceeded, Retryable, SophsyncError
 from ..sophtron import Client, JobState, SophtronError, job_status
@@ -39,7 +39,7 @@ from ..store.models import (
 )
 from ..store.upsert import upsert
 from .app import Core, load
-from .connect import apply_job_status, archive, upsert_provider_accounts
+from .connect import apply_job_status, archive, job_done, upsert_provider_accounts
 from .credentials import sophtron_error, stored_client, stored_credentials
 from .families import Actor, require_admin
 from .importer import ImportCounts, import_transactions
@@ -142,11 +142,11 @@ def learnt_refresh_seconds(
 
 def acquire_lock(core: Core, connection_id: int, owner: str) -> bool:
     """Take the connection's sync lock (atomic in the database); False when someone holds it."""
-    with core.session() as session:
-        return _lock(core, session, connection_id, owner)
+    with core.connection() as plain:
+        return _lock(core, plain, connection_id, owner)
 
 
-def _lock(core: Core, session: Session, connection_id: int, owner: str) -> bool:
+def _lock(core: Core, db: SQLConnection, connection_id: int, owner: str) -> bool:
     now = core.now()
     held = {
         "connection_id": connection_id,
@@ -154,10 +154,10 @@ def _lock(core: Core, session: Session, connection_id: int, owner: str) -> bool:
         "lock_owner": owner,
         "lock_expires_at": now + dt.timedelta(seconds=core.settings.lock_seconds),
     }
-    return bool(session.execute(_LOCK, held).rowcount)  # type: ignore[attr-defined]
+    return bool(db.execute(_LOCK, held).rowcount)
 
 
-def _retake(core: Core, session: Session, connection_id: int, owner: str) -> bool:
+def _retake(core: Core, db: SQLConnection, connection_id: int, owner: str) -> bool:
     """Take back a lock that ``owner`` still holds: an earlier attempt of the same job could
     not give it back (the database refused its last writes) and the job now runs again. The
     runs that attempt left 'running' are closed as interrupted; under the lock, no other sync
@@ -168,10 +168,9 @@ def _retake(core: Core, session: Session, connection_id: int, owner: str) -> boo
         "owner": owner,
         "lock_expires_at": now + dt.timedelta(seconds=core.settings.lock_seconds),
     }
-    result = session.execute(_HELD_BY, held)
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not db.execute(_HELD_BY, held).rowcount:
         return False
-    interrupt_runs(session, now, SyncRun.connection_id == connection_id)
+    interrupt_runs(db, now, SyncRun.connection_id == connection_id)
     return True
 
 
@@ -181,35 +180,35 @@ INTERRUPTED = (
 )
 
 
-def interrupt_runs(session: Session, now: dt.datetime, *where: ColumnElement[bool]) -> int:
-    """Close the sync runs still 'running' that match ``where`` as interrupted; how many."""
-    result = session.execute(
-        update(SyncRun)
-        .where(SyncRun.status == RunStatus.RUNNING.value, *where)
+def interrupt_runs(db: SQLConnection, now: dt.datetime, *where: ColumnElement[bool]) -> int:
+    """Close the sync runs still 'running' that match ``where`` as interrupted, in the caller's
+    transaction (in an ORM session, ``session.connection()``); how many."""
+    result = db.execute(
+        update(_RUNS)
+        .where(_RUNS.c.status == RunStatus.RUNNING.value, *where)
         .values(
             status=RunStatus.FAILED.value,
             finished_at=now,
             error=INTERRUPTED,
             error_code="interrupted",
         )
-        .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)
 
 
 def release_lock(core: Core, connection_id: int, owner: str) -> None:
-    with core.session() as session:
-        _unlock(session, connection_id, owner)
+    with core.connection() as plain:
+        _unlock(plain, connection_id, owner)
 
 
-def _unlock(session: Session, connection_id: int, owner: str) -> None:
+def _unlock(db: SQLConnection, connection_id: int, owner: str) -> None:
     free = {
         "connection_id": connection_id,
         "owner": owner,
         "lock_owner": None,
         "lock_expires_at": None,
     }
-    session.execute(_HELD_BY, free)
+    db.execute(_HELD_BY, free)
 
 
 #: Told how a sync goes: what it does now, accounts read so far, accounts to read.
@@ -248,6 +247,22 @@ def sync_connection(
         raise
 
 
+@dataclass(frozen=True)
+class _Login:
+    """What a sync reads of its connection when it takes the lock (and never writes through)."""
+
+    id: int
+    family_id: int
+    institution_name: str
+    provider_login_id: str | None
+    status: str
+    job_id: str | None
+    job_purpose: str | None
+    job_started_at: dt.datetime | None
+    data_fresh_at: dt.datetime | None
+    refresh_seconds: float | None
+
+
 @dataclass
 class _Start:
     """What the sync's first transaction wrote and read, under the lock."""
@@ -255,8 +270,8 @@ class _Start:
     run_id: int
     trigger: str
     started_at: dt.datetime
-    #: The connection as it was when the lock was taken (detached: read, never written).
-    connection: Connection
+    #: The connection as it was when the lock was taken.
+    connection: _Login
     #: Requests spent this month, for a scheduled sync's budget check.
     spent: int | None
     #: The family's Sophtron User ID, Access Key and base URL, or None when none are saved
@@ -273,38 +288,39 @@ class _Outcome:
 
 
 def _begin(core: Core, connection_id: int, owner: str, trigger: str) -> _Start:
-    """Take the lock, start the run, and read what the sync needs, in one transaction."""
-    with core.session() as session:
-        if not _lock(core, session, connection_id, owner) and not _retake(
-            core, session, connection_id, owner
-        ):
-            if session.get(Connection, connection_id) is None:
-                raise NotFound(f"No connection {connection_id}")
+    """Take the lock, start the run, and read what the sync needs, in one transaction (plain
+    statements: nothing is loaded into an ORM session)."""
+    with core.connection() as plain:
+        locked = _lock(core, plain, connection_id, owner) or _retake(
+            core, plain, connection_id, owner
+        )
+        row = plain.execute(_LOGIN, {"connection_id": connection_id}).first()
+        if row is None:
+            raise NotFound(f"No connection {connection_id}")
+        if not locked:
             raise Retryable(
                 f"Connection {connection_id} is being synced already",
                 retry_after=30,
                 code="sync_in_progress",
             )
-        connection = load(session, Connection, connection_id)
+        connection = _Login(*row)
         started_at = core.now()
-        run_id = session.execute(
-            _NEW_RUN,
-            {
-                "family_id": connection.family_id,
-                "connection_id": connection_id,
-                "trigger": trigger,
-                "status": RunStatus.RUNNING.value,
-                "started_at": started_at,
-            },
-        ).scalar_one()
-        spent = usage_in(session, core, connection.family_id) if trigger == "scheduled" else None
+        run = {
+            "family_id": connection.family_id,
+            "connection_id": connection_id,
+            "trigger": trigger,
+            "status": RunStatus.RUNNING.value,
+            "started_at": started_at,
+        }
+        run_id = plain.execute(_NEW_RUN, run).scalar_one()
+        spent = usage_in(plain, core, connection.family_id) if trigger == "scheduled" else None
         return _Start(
             run_id,
             trigger,
             started_at,
             connection,
             spent,
-            stored_credentials(core, session, connection.family_id),
+            stored_credentials(core, plain, connection.family_id),
         )
 
 
@@ -352,12 +368,12 @@ def _finish(
     elif outcome.status is RunStatus.FAILED and not isinstance(error, QuotaExceeded):
         assert error is not None
         news = {"last_error": error.message, "last_error_code": error.code}
-    with core.session() as session:
-        meter.flush(session)
-        session.execute(_RUN, {"run_id": start.run_id, **ended})
+    with core.connection() as plain:
+        meter.flush(plain)
+        plain.execute(_RUN, {"run_id": start.run_id, **ended})
         if news:
-            session.execute(_CONNECTION, {"connection_id": start.connection.id, **news})
-        _unlock(session, start.connection.id, owner)
+            plain.execute(_CONNECTION, {"connection_id": start.connection.id, **news})
+        _unlock(plain, start.connection.id, owner)
     return view
 
 
@@ -392,7 +408,7 @@ def _sync_locked(
         return _Outcome(RunStatus.FAILED, error)
 
 
-def _check_syncable(connection: Connection) -> None:
+def _check_syncable(connection: _Login) -> None:
     status = ConnectionStatus(connection.status)
     resuming = (
         connection.job_purpose == "sync"
@@ -446,38 +462,42 @@ def _refresh(core: Core, client: Client, start: _Start, poller: Poller) -> bool:
     while True:
         job = client.get_job_information_by_id(job_id)
         status = job_status(job)
-        with core.session() as session:
-            connection = load(session, Connection, connection_id)
-            archive(core, session, connection, run_id, "GetJobInformationByID", job)
-            if status.state is JobState.RUNNING:
-                connection.status = ConnectionStatus.CONNECTING.value
-            else:
-                apply_job_status(core, session, client, connection, status, run_id)
-            if status.state is JobState.NEEDS_INPUT:
-                return False
+        if status.state in {JobState.RUNNING, JobState.SUCCEEDED}:
+            # What a read of a running or finished refresh records does not depend on the stored
+            # connection: plain statements, with no ORM load of it.
+            news: dict[str, object] = {"status": ConnectionStatus.CONNECTING.value}
             if status.state is JobState.SUCCEEDED:
-                connection.job_id = None
-                connection.job_purpose = None
+                news = {**job_done(core), "job_purpose": None}
                 if not resuming:
                     took = elapsed + time.monotonic() - began
-                    connection.refresh_seconds = learnt_refresh_seconds(
-                        expected, first_wait, polls + 1, took
-                    )
+                    learnt = learnt_refresh_seconds(expected, first_wait, polls + 1, took)
+                    news["refresh_seconds"] = learnt
+            with core.connection() as plain:
+                archive(core, plain, connection, run_id, "GetJobInformationByID", job)
+                plain.execute(_CONNECTION, {"connection_id": connection_id, **news})
+            if status.state is JobState.SUCCEEDED:
                 return True
-            if status.state in {JobState.FAILED, JobState.TIMED_OUT}:
-                message = connection.last_error or "The bank refresh failed."
-                code = connection.last_error_code or "refresh_failed"
-                needs_person = connection.status == ConnectionStatus.REQUIRES_UPDATE.value
-        if status.state in {JobState.FAILED, JobState.TIMED_OUT}:
+        else:
+            with core.session() as session:
+                row = load(session, Connection, connection_id)
+                archive(core, session.connection(), row, run_id, "GetJobInformationByID", job)
+                apply_job_status(core, session, client, row, status, run_id)
+                if status.state is JobState.NEEDS_INPUT:
+                    return False
+                message = row.last_error or "The bank refresh failed."
+                code = row.last_error_code or "refresh_failed"
+                needs_person = row.status == ConnectionStatus.REQUIRES_UPDATE.value
             if needs_person:
                 raise NeedsUser(message, code=code)
             raise Retryable(message, code=code)
         if time.monotonic() >= deadline:
-            with core.session() as session:
-                connection = load(session, Connection, connection_id)
-                connection.status = ConnectionStatus.CONNECTED.value
-                connection.job_id = None
-                connection.job_purpose = None
+            with core.connection() as plain:
+                given_up = {
+                    "status": ConnectionStatus.CONNECTED.value,
+                    "job_id": None,
+                    "job_purpose": None,
+                }
+                plain.execute(_CONNECTION, {"connection_id": connection_id, **given_up})
             raise Retryable(
                 "The bank did not finish refreshing in time; the next sync tries again.",
                 code="refresh_timeout",
@@ -510,7 +530,8 @@ def _read(
     assert connection.provider_login_id is not None
     found = client.get_user_institution_accounts(connection.provider_login_id)
     with core.session() as session:
-        archive(core, session, connection, start.run_id, "GetUserInstitutionAccounts", found)
+        db = session.connection()
+        archive(core, db, connection, start.run_id, "GetUserInstitutionAccounts", found)
         provider_rows = upsert_provider_accounts(core, session, connection.id, found)
         # Each linked account (as read now: its rows are matched against it, never written
         # through it) with the dates to read for it.
@@ -521,23 +542,23 @@ def _read(
         ]
         for row in provider_rows:
             if row.account is not None:
-                _update_balance(core, session, row.account, row)
+                _update_balance(core, db, row.account, row)
     counts = ImportCounts()
     for done, (provider_account_id, account, first, last) in enumerate(reads):
         progress(f"reading {account.name}", done, len(reads))
         transactions = client.get_transactions_by_transaction_date(provider_account_id, first, last)
-        with core.session() as session:
-            _mark_synced(core, session, account.id, backfill_from)
+        with core.connection() as plain:
+            _mark_synced(core, plain, account.id, backfill_from)
             archive(
                 core,
-                session,
+                plain,
                 connection,
                 start.run_id,
                 "GetTransactionsByTransactionDate",
                 transactions,
             )
-            counts += import_transactions(session, account, transactions, first, last)
-            meter.flush(session)
+            counts += import_transactions(plain, account, transactions, first, last)
+            meter.flush(plain)
     progress("done", len(reads), len(reads))
     starts, ends = [read[2] for read in reads], [read[3] for read in reads]
     return _Outcome(
@@ -548,12 +569,12 @@ def _read(
 
 
 def _mark_synced(
-    core: Core, session: Session, account_id: int, backfill_from: dt.date | None
+    core: Core, db: SQLConnection, account_id: int, backfill_from: dt.date | None
 ) -> None:
     """Record that the account was read now, and how far back a backfill reached; NotFound when
     the account is gone."""
-    synced = session.execute(_ACCOUNT, {"account_id": account_id, "last_synced_at": core.now()})
-    if not synced.rowcount:  # type: ignore[attr-defined]
+    synced = db.execute(_ACCOUNT, {"account_id": account_id, "last_synced_at": core.now()})
+    if not synced.rowcount:
         raise NotFound(f"No account {account_id}")
     if backfill_from is not None:
         backfill = {
@@ -561,11 +582,11 @@ def _mark_synced(
             "backfill_from": backfill_from,
             "sync_start_date": backfill_from,
         }
-        session.execute(_BACKFILL, backfill)
+        db.execute(_BACKFILL, backfill)
 
 
 def _update_balance(
-    core: Core, session: Session, account: Account, source: ProviderAccount
+    core: Core, db: SQLConnection, account: Account, source: ProviderAccount
 ) -> None:
     """The account's balance as the bank reports it now, and today's entry in its history.
 
@@ -576,10 +597,10 @@ def _update_balance(
     balance = sign * source.balance_minor
     available = None if source.available_minor is None else sign * source.available_minor
     reported = {"balance_minor": balance, "available_minor": available}
-    session.execute(_ACCOUNT, {"account_id": account.id, **reported, "balance_at": core.now()})
+    db.execute(_ACCOUNT, {"account_id": account.id, **reported, "balance_at": core.now()})
     row = {"account_id": account.id, "date": core.today(), **reported}
     upsert(
-        session,
+        db,
         _BALANCES,
         ("account_id", "date"),
         row,
@@ -592,6 +613,10 @@ _RUNS = cast(Table, SyncRun.__table__)
 _CONNECTIONS = cast(Table, Connection.__table__)
 _ACCOUNTS = cast(Table, Account.__table__)
 _NEW_RUN = insert(_RUNS).returning(_RUNS.c.id)
+#: What a sync reads of its connection (the fields of :class:`_Login`, in order).
+_LOGIN = select(*(_CONNECTIONS.c[item.name] for item in fields(_Login))).where(
+    _CONNECTIONS.c.id == bindparam("connection_id")
+)
 # UPDATEs built once (a statement built at every call costs more than SQLite takes to run it).
 # They set the columns named in the parameters they are executed with.
 _RUN = update(_RUNS).where(_RUNS.c.id == bindparam("run_id"))

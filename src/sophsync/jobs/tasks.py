@@ -159,7 +159,7 @@ def reap_runs(core: Core, older_than: dt.timedelta) -> int:
     worker died, or that could not write its end because the database refused it."""
     cutoff = core.now() - older_than
     with core.session() as session:
-        return sync.interrupt_runs(session, core.now(), SyncRun.started_at < cutoff)
+        return sync.interrupt_runs(session.connection(), core.now(), SyncRun.started_at < cutoff)
 
 
 def release_locks_of(core: Core, owners: list[str]) -> None:
@@ -182,7 +182,7 @@ def release_locks(session: Session, now: dt.datetime, owners: list[str]) -> None
         .where(Connection.id.in_(held))
         .values(lock_owner=None, lock_expires_at=None)
     )
-    sync.interrupt_runs(session, now, SyncRun.connection_id.in_(held))
+    sync.interrupt_runs(session.connection(), now, SyncRun.connection_id.in_(held))
 
 
 TASKS: dict[str, Callable[..., str]] = {

@@ -372,12 +372,18 @@ def _build_tls_context() -> ssl.SSLContext:
 CONNECTIONS_PER_HOST = 10
 
 
-def _connections(url: str) -> urllib3.PoolManager:
-    """A blocking client's own pool of kept-alive connections, direct or through the proxy the
-    environment names for ``url`` (see :func:`_proxy_for`)."""
+def _connections(url: str) -> urllib3.HTTPConnectionPool | urllib3.ProxyManager:
+    """A blocking client's own kept-alive connections to the host of ``url``: a pool of its own
+    when it is reached directly, or through the proxy the environment names for ``url`` (see
+    :func:`_proxy_for`).
+
+    A client speaks to one host, so a direct one needs no ``PoolManager`` in front of its pool:
+    finding the pool by host and parsing the URL again cost a quarter of a request's CPU."""
     proxy = _proxy_for(url)
     if proxy is None:
-        return urllib3.PoolManager(maxsize=CONNECTIONS_PER_HOST, ssl_context=tls_context())
+        https = urllib3.util.parse_url(url).scheme == "https"
+        tls = {"ssl_context": tls_context()} if https else {}
+        return urllib3.connection_from_url(url, maxsize=CONNECTIONS_PER_HOST, **tls)
     return urllib3.ProxyManager(proxy, maxsize=CONNECTIONS_PER_HOST, ssl_context=tls_context())
 
 
@@ -434,8 +440,16 @@ class Client(_BaseClient):
             on_request=on_request,
         )
         self._pool = _connections(self.base_url)
+        #: How much of a call's URL the pool is not sent: none through a proxy, else the scheme
+        #: and host (the pool's own).
+        self._origin = (
+            0
+            if isinstance(self._pool, urllib3.ProxyManager)
+            else len(self.base_url) - len(urllib3.util.parse_url(self.base_url).path or "")
+        )
         self._timeout = _pool_timeout(timeout)
         self._sleep = sleep
+        self._closed = False
 
     def __enter__(self) -> Client:
         return self
@@ -444,15 +458,22 @@ class Client(_BaseClient):
         self.close()
 
     def close(self) -> None:
-        self._pool.clear()
+        """Close the client's connections; the client sends nothing more."""
+        self._closed = True
+        if isinstance(self._pool, urllib3.ProxyManager):
+            self._pool.clear()
+        else:
+            self._pool.close()
 
     def _send_once(self, call: calls.Call[T]) -> T | calls.Call[T]:
+        if self._closed:
+            raise RuntimeError("This Sophtron client is closed: open a new one.")
         method, url, headers, content = self._request(call)
         headers["Accept-Encoding"] = "gzip, deflate"
         try:
-            response = self._pool.request(
+            response = self._pool.urlopen(
                 method,
-                url,
+                url[self._origin :],
                 body=content,
                 headers=headers,
                 timeout=self._timeout,

@@ -11,14 +11,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 
 def upsert(
-    session: Session,
+    db: Connection,
     table: Table,
     keys: tuple[str, ...],
     row: dict[str, Any],
@@ -28,9 +27,10 @@ def upsert(
 ) -> None:
     """Insert ``row`` into ``table``; when a row with the same ``keys`` (a unique constraint's
     columns) is there already, add the new values of the ``add`` columns to the stored ones and
-    store the new values of the ``replace`` columns instead."""
-    statement = _statement(session.get_bind().dialect.name, table, keys, add, replace)
-    session.execute(statement, row)
+    store the new values of the ``replace`` columns instead. ``db`` is the caller's transaction
+    (in an ORM session, ``session.connection()``)."""
+    statement = _statement(db.dialect.name, table, keys, add, replace)
+    db.execute(statement, row)
 
 
 @functools.cache
