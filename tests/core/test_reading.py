@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from sophsync.core import accounts, connect, credentials, families, quota, sync
 from sophsync.core.accounts import AccountView, Summary, Total
@@ -687,3 +689,33 @@ def test_list_users_is_scoped_to_the_family(reading_core: Core) -> None:
     assert [u.role for u in families.list_users(core, grandma)] == [Role.ADMIN] * 3
     with pytest.raises(NotFound):
         families.set_role(core, joneses, kid.user_id, Role.MEMBER)
+
+
+def test_autocommit_blocks_nest_on_one_connection(
+    reading_core: Core, make_core: Callable[..., Core], sandbox: SandboxServer
+) -> None:
+    """A request's reads (who sends it, then its page) check out one connection between them:
+    an autocommit block opened inside another on the same thread runs on the outer block's
+    connection. A block on another thread, or of another core, has one of its own."""
+    core = reading_core
+    smiths = new_family(core)
+    checkouts: list[int] = []
+    event.listen(core.engine, "checkout", lambda *_: checkouts.append(threading.get_ident()))
+    with core.autocommit() as outer:
+        with core.autocommit() as inner:
+            assert inner is outer
+        assert families.get_actor(core, smiths.user_id) == smiths
+        assert accounts.list_transactions(core, smiths) == []
+        assert checkouts == [threading.get_ident()]
+        with ThreadPoolExecutor(1) as pool:
+            elsewhere = pool.submit(lambda: families.get_actor(core, smiths.user_id)).result()
+        assert elsewhere == smiths
+        assert len(checkouts) == 2
+        assert checkouts[1] != threading.get_ident()
+        other = make_core(sandbox)
+        with other.autocommit() as theirs:
+            assert theirs is not outer
+            assert theirs.engine is other.engine
+    with core.autocommit() as later:
+        assert later is not outer
+    assert len(checkouts) == 3

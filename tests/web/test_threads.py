@@ -5,6 +5,7 @@ while it is called, and must be marked (the API's routes: tests/reliability/test
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,14 +14,18 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from sophsync.core import credentials, families, tokens
 from sophsync.core.app import Core
 from sophsync.jobs import LocalQueue
 from sophsync.sandbox import SandboxServer
 from sophsync.sandbox.faults import FaultSpec
+from sophsync.store.models import Account, Transaction
 from sophsync.web import create_app
-from sophsync.web.threads import MAX_THREADS, waits_on_sophtron
+from sophsync.web.app import one_thread
+from sophsync.web.schemas import TransactionPage
+from sophsync.web.threads import DEFAULT_THREADS, MAX_THREADS, waits_on_sophtron
 from tests.conftest import ACCESS_KEY, USER_ID
 from tests.web.conftest import AppServer, WebServer, reaching_sophtron
 from tests.web.test_pages import (
@@ -148,3 +153,112 @@ def test_every_page_that_reaches_sophtron_waits_on_its_own_threads(
     unmarked = [route for route, is_marked in found.items() if not is_marked]
     assert not unmarked, f"pages that wait on Sophtron on the database threads: {unmarked}"
     assert len(found) >= 6, found
+
+
+# --- a route that reads for its user runs on one thread -------------------------------------
+
+
+def test_a_page_of_transactions_and_its_user_are_read_on_one_connection(served: Any) -> None:
+    """The API's page of transactions finds who asks and reads the page in one go on one web
+    thread, on one database connection between them (they took two before): the page is what
+    API clients ask for most."""
+    server = served(DEFAULT_THREADS)
+    core = server.app.state.core
+    admin = families.create_family(core, "The Smiths", ADMIN_EMAIL, ADMIN_PASSWORD)
+    with core.session() as session:
+        account = Account(family_id=admin.family_id, name="Checking")
+        session.add(account)
+        session.flush()
+        account_id = account.id
+        session.add_all(
+            Transaction(
+                account_id=account_id,
+                fingerprint=f"f{day}",
+                amount_minor=-1250 * day,
+                currency="USD",
+                date=dt.date(2026, 11, day),
+                description=f"Coffee {day}",
+            )
+            for day in (1, 2, 3)
+        )
+        session.add(
+            Transaction(
+                account_id=account_id,
+                fingerprint="yen",
+                amount_minor=1500,
+                currency="JPY",
+                date=dt.date(2026, 10, 31),
+                posted_date=dt.date(2026, 11, 2),
+                pending=True,
+                description='Café ☕ "quoted"',
+                merchant="Kissa",
+                category="Dining",
+            )
+        )
+    secret = tokens.create_token(core, admin, "test")[1]
+    checkouts: list[int] = []
+    event.listen(core.engine, "checkout", lambda *_: checkouts.append(threading.get_ident()))
+    bearer = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=server.url, timeout=30, headers=bearer) as http:
+        pages = []
+        for params in ({"limit": 2}, {"limit": 3, "cursor": "{next}"}, {"q": "coffee 1"}):
+            if "cursor" in params:
+                params["cursor"] = pages[-1]["next_cursor"]
+            checkouts.clear()
+            answer = http.get("/api/v1/transactions", params=params)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"] == "application/json"
+            assert len(checkouts) == 1, params
+            # The page is written without its models: it must still be what the API describes.
+            page = TransactionPage.model_validate_json(answer.content)
+            assert answer.content == page.model_dump_json().encode()
+            pages.append(answer.json())
+    first, second, found = pages
+    assert [t["description"] for t in first["items"]] == ["Coffee 3", "Coffee 2"]
+    assert first["items"][0]["amount"] == "-37.50"
+    assert first["items"][0]["amount_minor"] == -3750
+    assert first["next_cursor"] == first["items"][-1]["id"]
+    assert [t["description"] for t in second["items"]] == ["Coffee 1", 'Café ☕ "quoted"']
+    assert second["next_cursor"] is None
+    assert second["items"][1] == {
+        "id": second["items"][1]["id"],
+        "account_id": account_id,
+        "provider_id": None,
+        "date": "2026-10-31",
+        "posted_date": "2026-11-02",
+        "pending": True,
+        "amount": "1500",
+        "amount_minor": 1500,
+        "currency": "JPY",
+        "description": 'Café ☕ "quoted"',
+        "merchant": "Kissa",
+        "category": "Dining",
+    }
+    assert found["items"] == second["items"][:1]
+
+
+def test_who_asks_is_checked_before_the_parameters(served: Any) -> None:
+    """A request with no token and no session is refused as such whatever its parameters, as
+    when FastAPI found who asks before reading them; one with a user has its parameters
+    checked, and an unknown token is refused."""
+    server = served(DEFAULT_THREADS)
+    core = server.app.state.core
+    admin = families.create_family(core, "The Smiths", ADMIN_EMAIL, ADMIN_PASSWORD)
+    secret = tokens.create_token(core, admin, "test")[1]
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for path in ("/api/v1/transactions?limit=0", "/api/v1/sync-runs?limit=x", "/api/v1/me"):
+            refused = http.get(path)
+            assert refused.status_code == 401, (path, refused.text)
+            assert refused.json()["error"]["code"] == "unauthenticated"
+        unknown = http.get("/api/v1/transactions", headers={"Authorization": "Bearer sps_nobody"})
+        assert unknown.status_code == 401
+        bearer = {"Authorization": f"Bearer {secret}"}
+        wrong = http.get("/api/v1/transactions", params={"limit": 0}, headers=bearer)
+        assert wrong.status_code == 422
+        assert wrong.json()["error"]["field"] == "limit"
+        assert http.get("/api/v1/me", headers=bearer).json()["email"] == ADMIN_EMAIL
+
+
+def test_one_thread_serves_only_routes_that_read_for_who() -> None:
+    with pytest.raises(TypeError, match="must take who and not request"):
+        one_thread()(lambda limit=1: limit)

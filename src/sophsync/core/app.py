@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -16,6 +17,10 @@ from ..settings import Settings
 from ..store import Vault, create_engine, session_factory, upgrade
 
 M = TypeVar("M")
+
+#: The connection of the :meth:`Core.autocommit` block the running code is in, with its engine:
+#: a block opened inside it, on the same thread and engine, runs on the same connection.
+_READS: ContextVar[tuple[Engine, Connection] | None] = ContextVar("sophsync_reads", default=None)
 
 
 def load(session: Session, model: type[M], ident: int) -> M:
@@ -121,13 +126,27 @@ class Core:
         On PostgreSQL it spares a block a BEGIN and a COMMIT, two round trips to the server.
         SQLite's driver begins no transaction for a read, so there the block keeps its plain
         transaction (a write is committed when the block ends): setting the mode would cost
-        more than it saves."""
-        if self.engine.dialect.name != "postgresql":
-            with self.connection() as connection:
-                yield connection
+        more than it saves.
+
+        Blocks nest: one opened inside another, on the same thread, runs on the outer block's
+        connection (and on SQLite in its transaction), so that a request's reads (who sends it,
+        then its page) check out one connection, not one each."""
+        outer = _READS.get()
+        if outer is not None and outer[0] is self.engine:
+            yield outer[1]
             return
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            yield connection
+        with self._reads() as connection:
+            token = _READS.set((self.engine, connection))
+            try:
+                yield connection
+            finally:
+                _READS.reset(token)
+
+    def _reads(self) -> AbstractContextManager[Connection]:
+        """A new connection for :meth:`autocommit`."""
+        if self.engine.dialect.name != "postgresql":
+            return self.connection()
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def close(self) -> None:
         self.engine.dispose()

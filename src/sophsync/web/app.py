@@ -12,16 +12,19 @@ everything that changes data.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic_core import to_json
 from sqlalchemy import func, select, text
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -45,6 +48,8 @@ from . import simplefin as simplefin_routes
 from .origin import same_site
 from .schemas import PathId
 from .threads import DEFAULT_THREADS, checked, use_threads, waits_on_sophtron
+
+T = TypeVar("T")
 
 
 class Unauthenticated(SophsyncError):
@@ -91,21 +96,23 @@ def _account(view: accounts.AccountView) -> s.AccountOut:
     )
 
 
-def _transaction(view: accounts.TransactionView) -> s.TransactionOut:
-    return s.TransactionOut(
-        id=view.id,
-        account_id=view.account_id,
-        provider_id=view.provider_id,
-        date=view.date,
-        posted_date=view.posted_date,
-        pending=view.pending,
-        amount=s.money(view.amount_minor, view.currency) or "0",
-        amount_minor=view.amount_minor,
-        currency=view.currency,
-        description=view.description,
-        merchant=view.merchant,
-        category=view.category,
-    )
+def _transaction(view: accounts.TransactionView) -> dict[str, object]:
+    """A transaction as the API shows it: the fields of :class:`~.schemas.TransactionOut`, in
+    its order."""
+    return {
+        "id": view.id,
+        "account_id": view.account_id,
+        "provider_id": view.provider_id,
+        "date": view.date,
+        "posted_date": view.posted_date,
+        "pending": view.pending,
+        "amount": s.money(view.amount_minor, view.currency) or "0",
+        "amount_minor": view.amount_minor,
+        "currency": view.currency,
+        "description": view.description,
+        "merchant": view.merchant,
+        "category": view.category,
+    }
 
 
 @contextmanager
@@ -170,6 +177,64 @@ def actor(request: Request) -> Actor:
 
 Who = Annotated[Actor, Depends(actor)]
 QueryId = Annotated[int, Query(ge=1, le=s.MAX_ID)]
+
+
+async def signed(request: Request) -> None:
+    """Refuses a request that carries neither a token nor a signed-in session, before its
+    parameters are read (as :func:`actor` would): what :func:`one_thread` checks first."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer ") and "user_id" not in request.session:
+        raise Unauthenticated("Log in, or send a personal access token.")
+
+
+Signed = Annotated[None, Depends(signed)]
+
+
+def one_thread(
+    *, shared_reads: bool = False
+) -> Callable[[Callable[..., T]], Callable[..., Awaitable[T]]]:
+    """Serve a plain route that reads for ``who`` on one web thread, with who it is for.
+
+    FastAPI runs a ``who: Who`` route in three goes on its threads: the :func:`actor`
+    dependency, the route, then the check of its answer, and each hand-over between the event
+    loop and a thread costs the process CPU of its own (docs/performance.md has the numbers).
+    The wrapped route is a coroutine that runs :func:`actor` and the route in one go on the same
+    pool of threads (:mod:`.threads`), so its answer is checked on the event loop. FastAPI reads
+    the route's other parameters as before; ``who`` is found from the request, and a request
+    with no token and no session is refused before its parameters are read, as it was.
+
+    ``shared_reads``: the route's :meth:`~sophsync.core.app.Core.autocommit` reads run on the
+    connection the user was found on (for a route that reads nothing else: a route that opens
+    sessions of its own would hold two connections at once).
+    """
+
+    def wrap(route: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+        signature = inspect.signature(route, eval_str=True)
+        if "who" not in signature.parameters or "request" in signature.parameters:
+            raise TypeError(f"{route.__name__} must take who and not request")
+        params = [p for name, p in signature.parameters.items() if name != "who"]
+        here = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        params[:0] = [
+            inspect.Parameter("request", here, annotation=Request),
+            inspect.Parameter("signed_in", here, annotation=Signed),
+        ]
+
+        @functools.wraps(route)
+        async def run(request: Request, signed_in: None, **values: object) -> T:
+            core: Core = request.app.state.core
+
+            def work() -> T:
+                if not shared_reads:
+                    return route(who=actor(request), **values)
+                with core.autocommit():
+                    return route(who=actor(request), **values)
+
+            return await run_in_threadpool(work)
+
+        run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        return run
+
+    return wrap
 
 
 def create_app(
@@ -312,11 +377,13 @@ def create_app(
         return Response(status_code=204)
 
     @app.get(f"{api}/me", response_model=s.UserOut, tags=["session"])
-    def me(who: Who) -> s.UserOut:
+    @one_thread()
+    def me(who: Actor) -> s.UserOut:
         return _user(who)
 
     @app.get(f"{api}/users", response_model=list[s.UserOut], tags=["users"])
-    def users(who: Who) -> list[s.UserOut]:
+    @one_thread()
+    def users(who: Actor) -> list[s.UserOut]:
         """The people of your family."""
         return [_user(u) for u in families.list_users(core, who)]
 
@@ -333,7 +400,8 @@ def create_app(
         return _user(changed)
 
     @app.get(f"{api}/tokens", response_model=list[s.TokenOut], tags=["tokens"])
-    def list_tokens(who: Who) -> list[s.TokenOut]:
+    @one_thread()
+    def list_tokens(who: Actor) -> list[s.TokenOut]:
         return [s.TokenOut.model_validate(t) for t in tokens.list_tokens(core, who)]
 
     @app.post(f"{api}/tokens", response_model=s.NewTokenOut, status_code=201, tags=["tokens"])
@@ -350,7 +418,8 @@ def create_app(
     # --- Sophtron credentials and institutions --------------------------------------------
 
     @app.get(f"{api}/credentials", response_model=s.CredentialsOut, tags=["bank sync"])
-    def get_credentials(who: Who) -> s.CredentialsOut:
+    @one_thread()
+    def get_credentials(who: Actor) -> s.CredentialsOut:
         """The family's Sophtron credentials (never the Access Key)."""
         status = credentials.credentials_status(core, who)
         if status is None:
@@ -398,7 +467,8 @@ def create_app(
     # --- connections ------------------------------------------------------------------------
 
     @app.get(f"{api}/connections", response_model=list[s.ConnectionOut], tags=["connections"])
-    def connections(who: Who) -> list[s.ConnectionOut]:
+    @one_thread()
+    def connections(who: Actor) -> list[s.ConnectionOut]:
         return [_connection(v) for v in connect.list_connections(core, who)]
 
     @app.post(
@@ -422,7 +492,8 @@ def create_app(
     @app.get(
         f"{api}/connections/{{connection_id}}", response_model=s.ConnectionOut, tags=["connections"]
     )
-    def get_connection(connection_id: PathId, who: Who) -> s.ConnectionOut:
+    @one_thread()
+    def get_connection(connection_id: PathId, who: Actor) -> s.ConnectionOut:
         return _connection(connect.get_connection(core, who, connection_id))
 
     @app.post(
@@ -489,8 +560,9 @@ def create_app(
     @app.get(
         f"{api}/provider-accounts", response_model=list[s.ProviderAccountOut], tags=["accounts"]
     )
+    @one_thread()
     def provider_accounts(
-        who: Who, connection_id: QueryId | None = None
+        who: Actor, connection_id: QueryId | None = None
     ) -> list[s.ProviderAccountOut]:
         """The accounts Sophtron found, linked or not."""
         return [
@@ -536,7 +608,8 @@ def create_app(
         return _account(accounts.get_account(core, who, account_id))
 
     @app.get(f"{api}/accounts", response_model=list[s.AccountOut], tags=["accounts"])
-    def list_accounts(who: Who) -> list[s.AccountOut]:
+    @one_thread()
+    def list_accounts(who: Actor) -> list[s.AccountOut]:
         return [_account(a) for a in accounts.list_accounts(core, who)]
 
     @app.patch(f"{api}/accounts/{{account_id}}", response_model=s.AccountOut, tags=["accounts"])
@@ -563,8 +636,9 @@ def create_app(
         return _account(accounts.get_account(core, who, account_id))
 
     @app.get(f"{api}/transactions", response_model=s.TransactionPage, tags=["transactions"])
+    @one_thread(shared_reads=True)
     def transactions(
-        who: Who,
+        who: Actor,
         account_id: QueryId | None = None,
         start: dt.date | None = None,
         end: dt.date | None = None,
@@ -574,10 +648,12 @@ def create_app(
         max_amount: Annotated[Decimal | None, Query(ge=0, le=s.MAX_AMOUNT)] = None,
         cursor: QueryId | None = None,
         limit: Annotated[int, Query(ge=1, le=accounts.MAX_PAGE)] = 100,
-    ) -> s.TransactionPage:
+    ) -> Response:
         """Transactions, newest first; follow ``next_cursor`` for more. ``q`` searches the
         description and merchant; ``min_amount`` / ``max_amount`` bound the amount's size,
         money in or out."""
+        # The page is written as JSON from the rows' own types, not built as 50 to 1,000
+        # models and checked again: the API is asked for it most (docs/performance.md).
         with _api_names(after_id="cursor", search="q"):
             rows = accounts.list_transactions(
                 core,
@@ -592,10 +668,11 @@ def create_app(
                 after_id=cursor,
                 limit=limit,
             )
-        return s.TransactionPage(
-            items=[_transaction(r) for r in rows],
-            next_cursor=rows[-1].id if len(rows) == limit else None,
-        )
+        page = {
+            "items": [_transaction(r) for r in rows],
+            "next_cursor": rows[-1].id if len(rows) == limit else None,
+        }
+        return Response(to_json(page), media_type="application/json")
 
     @app.delete(f"{api}/transactions/{{transaction_id}}", status_code=204, tags=["transactions"])
     def delete_transaction(transaction_id: PathId, who: Who) -> Response:
@@ -606,7 +683,10 @@ def create_app(
     # --- syncs ------------------------------------------------------------------------------
 
     @app.get(f"{api}/sync-runs", response_model=list[s.SyncRunOut], tags=["syncs"])
-    def sync_runs(who: Who, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[s.SyncRunOut]:
+    @one_thread()
+    def sync_runs(
+        who: Actor, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ) -> list[s.SyncRunOut]:
         return [s.SyncRunOut.model_validate(r) for r in sync.sync_runs(core, who, limit)]
 
     @app.post(f"{api}/sync", response_model=s.QueuedOut, status_code=202, tags=["syncs"])
