@@ -1,12 +1,13 @@
 """The threads that run the web app's blocking work.
 
 The routes are plain functions: FastAPI runs each request's route and dependencies on a pool
-of threads beside the event loop. Most of them work on the database, and take a millisecond or
-two of the interpreter each; with many threads at once they only take turns at the one
-interpreter lock, and each turn costs the process more (the lock handed from thread to thread,
-the operating system switching between them) while none finishes sooner. So those run on a
-small pool: ``serve --threads``, :data:`DEFAULT_THREADS` by default (docs/performance.md has
-what the pool's size did to the transactions API under load).
+of threads beside the event loop (the API's read routes find who asks and run in one go there:
+:func:`~sophsync.web.app.one_thread`). Most of them work on the database, and take a
+millisecond or two of the interpreter each; with many threads at once they only take turns at
+the one interpreter lock, and each turn costs the process more (the lock handed from thread to
+thread, the operating system switching between them) while none finishes sooner. So those run
+on a small pool: ``serve --threads``, :data:`DEFAULT_THREADS` by default (docs/performance.md
+has what the pool's size did to the transactions API under load).
 
 The few routes that wait on Sophtron (a bank search, a login, an answer, a poll) spend seconds
 waiting and almost no interpreter: held on the small pool, they would keep the pages from being
