@@ -151,9 +151,12 @@ def acting(ctx: click.Context) -> Iterator[tuple[Core, Actor]]:
 
 
 def plain(value: Any) -> Any:
-    """A value as JSON can hold it: dataclasses as objects, dates as ISO text, enums as values."""
+    """A value as JSON can hold it: dataclasses and named tuples as objects, dates as ISO text,
+    enums as values."""
     if is_dataclass(value) and not isinstance(value, type):
         return {k: plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
