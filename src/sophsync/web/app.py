@@ -15,7 +15,7 @@ import datetime as dt
 import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from decimal import Decimal
 from typing import Annotated, TypeVar
 
@@ -146,7 +146,7 @@ class CrossSiteGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in {"GET", "HEAD", "OPTIONS"}:
             request = Request(scope)
-            bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
+            bearer = _bearer(request) is not None
             # SimpleFIN clients send no cookie: their claim is authorised by the token it carries.
             bridge = request.url.path.startswith("/simplefin/")
             # Pages check the same site themselves, with their CSRF token, and answer in HTML.
@@ -157,12 +157,22 @@ class CrossSiteGuard:
         await self.app(scope, receive, send)
 
 
+#: What a request that says nothing of who sends it is told.
+_SIGN_IN = "Log in, or send a personal access token."
+
+
+def _bearer(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or ``None`` without one."""
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
 def actor(request: Request) -> Actor:
     """Who sends the request: a bearer token's user, or the session's."""
     core: Core = request.app.state.core
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        found = tokens.actor_for_token(core, header[7:].strip())
+    token = _bearer(request)
+    if token is not None:
+        found = tokens.actor_for_token(core, token)
         if found is None:
             raise Unauthenticated("The access token is unknown or revoked.")
         return found
@@ -172,7 +182,7 @@ def actor(request: Request) -> Actor:
             return families.get_actor(core, user_id)
         except NotFound:
             request.session.clear()
-    raise Unauthenticated("Log in, or send a personal access token.")
+    raise Unauthenticated(_SIGN_IN)
 
 
 Who = Annotated[Actor, Depends(actor)]
@@ -182,9 +192,8 @@ QueryId = Annotated[int, Query(ge=1, le=s.MAX_ID)]
 async def signed(request: Request) -> None:
     """Refuses a request that carries neither a token nor a signed-in session, before its
     parameters are read (as :func:`actor` would): what :func:`one_thread` checks first."""
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("bearer ") and "user_id" not in request.session:
-        raise Unauthenticated("Log in, or send a personal access token.")
+    if _bearer(request) is None and "user_id" not in request.session:
+        raise Unauthenticated(_SIGN_IN)
 
 
 Signed = Annotated[None, Depends(signed)]
@@ -224,9 +233,7 @@ def one_thread(
             core: Core = request.app.state.core
 
             def work() -> T:
-                if not shared_reads:
-                    return route(who=actor(request), **values)
-                with core.autocommit():
+                with core.autocommit() if shared_reads else nullcontext():
                     return route(who=actor(request), **values)
 
             return await run_in_threadpool(work)
