@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from sqlalchemy import event
@@ -20,7 +21,8 @@ from sophsync.core import credentials, families, tokens
 from sophsync.core.app import Core
 from sophsync.jobs import LocalQueue
 from sophsync.sandbox import SandboxServer
-from sophsync.sandbox.faults import FaultSpec
+from sophsync.sandbox import server as sandbox_server
+from sophsync.sandbox.app import create_app as create_sandbox_app
 from sophsync.store.models import Account, Transaction
 from sophsync.web import create_app
 from sophsync.web.app import one_thread
@@ -103,27 +105,54 @@ def test_the_number_of_threads_is_checked() -> None:
             create_app(None, queue=None, threads=wrong)  # type: ignore[arg-type]
 
 
+class HeldSearches:
+    """The sandbox's app, holding every institution search until ``release`` is set (and
+    setting ``arrived`` when one is held): a bank search as slow as the test needs, with no race
+    against the clock however busy the machine."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/GetInstitutionByName"):
+            self.arrived.set()
+            await anyio.to_thread.run_sync(self.release.wait)
+        await self.app(scope, receive, send)
+
+
 def test_a_slow_bank_search_holds_no_page_back(
-    served: Any, make_sandbox: Callable[..., SandboxServer]
+    served: Any, make_sandbox: Callable[..., SandboxServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With one database thread, pages and the API answer while a search waits on Sophtron
-    (every answer of this sandbox takes 3 s)."""
-    slow = make_sandbox(faults=FaultSpec.parse("slow=1,slow-seconds=3"))
-    server = served(1, sandbox=slow)
+    """With one database thread, pages and the API answer while a search waits on Sophtron (the
+    sandbox holds it until every page has answered; a page that waited for it would time out)."""
+    held: list[HeldSearches] = []
+
+    def holding(config: Any) -> Any:
+        held.append(HeldSearches(create_sandbox_app(config)))
+        return held[-1]
+
+    monkeypatch.setattr(sandbox_server, "create_app", holding)
+    server = served(1, sandbox=make_sandbox())
+    (bank,) = held
     core = server.app.state.core
     admin = families.create_family(core, "The Smiths", ADMIN_EMAIL, ADMIN_PASSWORD)
     credentials.save_credentials(core, admin, USER_ID, ACCESS_KEY)
     secret = tokens.create_token(core, admin, "test")[1]
     bearer = {"Authorization": f"Bearer {secret}"}
     with (
-        httpx.Client(base_url=server.url, timeout=30, headers=bearer) as http,
+        httpx.Client(base_url=server.url, timeout=10, headers=bearer) as http,
         ThreadPoolExecutor(1) as pool,
     ):
-        search = pool.submit(http.get, "/api/v1/institutions", params={"q": "Sophtron"})
-        time.sleep(0.5)  # the search is at the bank by now
-        for path in ("/api/v1/me", "/api/v1/transactions", "/", "/transactions"):
-            assert http.get(path).status_code in {200, 303}, path
-            assert not search.done(), f"{path} waited for the search"
+        try:
+            search = pool.submit(http.get, "/api/v1/institutions", params={"q": "Sophtron"})
+            assert bank.arrived.wait(30), "the search never reached the bank"
+            for path in ("/api/v1/me", "/api/v1/transactions", "/", "/transactions"):
+                assert http.get(path).status_code in {200, 303}, path
+                assert not search.done(), f"{path} ended the search"
+        finally:
+            bank.release.set()
         assert search.result().status_code == 200
 
 
