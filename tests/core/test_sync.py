@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete, func, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select, update
 
 from sophsync.core import connect, credentials, families, link, quota, sync
 from sophsync.core.app import Core
@@ -520,6 +520,70 @@ def test_an_inverted_account_flips_balances_and_amounts(
         ).one()
     assert entry.balance_minor == -int(card["Balance"] * 100)
     assert entry.available_minor == -int(card["AvailableBalance"] * 100)
+
+
+def test_a_sync_writes_every_account_the_bank_reports_and_reads_the_linked_ones(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer
+) -> None:
+    """Of three accounts, the card is linked inverted, the checking account plainly, and the
+    third not at all and unknown locally (the bank reports it for the first time): the sync
+    records all three as reported now, sets both linked balances with their own signs, and
+    reads the linked accounts only."""
+    view = connect_bank(core, admin, username="reported+accounts=3+years=0.2")
+    truth = truth_accounts(engine_sandbox, view.provider_login_id)
+    with core.session() as session:
+        sources = dict(
+            session.execute(
+                select(ProviderAccount.provider_account_id, ProviderAccount.id).where(
+                    ProviderAccount.connection_id == view.id
+                )
+            ).all()
+        )
+    kinds = {pid: account["AccountType"] for pid, account in truth.items()}
+    card = next(pid for pid, kind in kinds.items() if kind == "Credit_Card")
+    checking, other = sorted(pid for pid in truth if pid != card)
+    inverted = link.link_new(core, admin, sources[card], history_days=1000, invert_sign=True)
+    plain = link.link_new(core, admin, sources[checking], history_days=1000)
+    with core.session() as session:
+        session.execute(
+            update(ProviderAccount)
+            .where(ProviderAccount.id == sources[checking])
+            .values(name="stale", balance_minor=1)
+        )
+        session.execute(delete(ProviderAccount).where(ProviderAccount.id == sources[other]))
+    reset_stats(engine_sandbox)
+
+    run = sync.sync_connection(core, view.id, poller=FAST)
+
+    assert run.status is RunStatus.SUCCEEDED
+    assert calls(stats(engine_sandbox), TRANSACTIONS) == 2
+    with core.session() as session:
+        reported = {
+            row.provider_account_id: row
+            for row in session.scalars(
+                select(ProviderAccount).where(ProviderAccount.connection_id == view.id)
+            )
+        }
+        assert set(reported) == set(truth)
+        for pid, account in truth.items():
+            row = reported[pid]
+            assert (row.name, row.balance_minor) == (
+                account["AccountName"],
+                int(account["Balance"] * 100),
+            )
+        assert reported[other].account is None
+        history = dict(
+            session.execute(select(BalanceHistory.account_id, BalanceHistory.balance_minor)).all()
+        )
+    sign = {inverted: -1, plain: 1}
+    for account_id, pid in ((inverted, card), (plain, checking)):
+        balance = sign[account_id] * int(truth[pid]["Balance"] * 100)
+        assert account_row(core, account_id).balance_minor == balance
+        assert history[account_id] == balance
+        assert local_copy(core, account_id) == {
+            (provider_id, sign[account_id] * amount, pending)
+            for provider_id, amount, pending in truth_copy(truth[pid])
+        }
 
 
 # --- MFA during a refresh -------------------------------------------------------------------------

@@ -18,12 +18,11 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Connection as SQLConnection
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import BadInput, Conflict, NeedsUser, NotFound
 from ..sophtron import (
@@ -46,7 +45,14 @@ from ..sophtron import (
 )
 from ..sophtron.mfa import FAILURE_MESSAGES
 from ..sophtron.models import Account as SophtronAccount
-from ..store.models import AccountType, Connection, ConnectionStatus, ProviderAccount, RawPayload
+from ..store.models import (
+    Account,
+    AccountType,
+    Connection,
+    ConnectionStatus,
+    ProviderAccount,
+    RawPayload,
+)
 from .app import Core, load, owned
 from .credentials import sophtron_for
 from .families import Actor, require_admin
@@ -288,57 +294,124 @@ def _minor(value: Any, currency: str) -> int | None:
     return None if value is None else to_minor(value, currency)
 
 
+class LinkedAccount(NamedTuple):
+    """A linked local account as a sync reads it (never written through), with what Sophtron
+    reports now of the provider account it is linked to."""
+
+    id: int
+    name: str
+    currency: str
+    invert_sign: bool
+    #: The provider account's row (the account's ``provider_account_id``).
+    provider_account_id: int
+    sync_start_date: dt.date | None
+    last_synced_at: dt.datetime | None
+    #: Sophtron's id of the account (``AccountID``).
+    sophtron_id: str
+    balance_minor: int | None
+    available_minor: int | None
+
+
+def report_provider_accounts(
+    core: Core, db: SQLConnection, connection_id: int, found: Sequence[SophtronAccount]
+) -> list[LinkedAccount]:
+    """Write the connection's provider accounts as Sophtron reports them now, in the caller's
+    transaction ``db`` (in an ORM session, ``session.connection()``): known ones with one UPDATE
+    for all, new ones inserted. The local accounts linked to them, in the order found.
+
+    Plain statements: a sync reports the accounts every time, and ORM objects for them cost more
+    than the statements."""
+    known = {row.sophtron_id: row for row in db.execute(_KNOWN, {"connection_id": connection_id})}
+    now = core.now()
+    updated: list[dict[str, Any]] = []
+    added: list[dict[str, Any]] = []
+    linked: list[LinkedAccount] = []
+    for item in found:
+        values = _reported(item, now)
+        row = known.get(item.account_id)
+        if row is None:
+            added.append(
+                {"connection_id": connection_id, "provider_account_id": item.account_id, **values}
+            )
+            continue
+        updated.append({"row_id": row.id, **values})
+        if row.account_id is not None:
+            linked.append(
+                LinkedAccount(
+                    row.account_id,
+                    row.name,
+                    row.currency,
+                    row.invert_sign,
+                    row.id,
+                    row.sync_start_date,
+                    row.last_synced_at,
+                    item.account_id,
+                    values["balance_minor"],
+                    values["available_minor"],
+                )
+            )
+    if updated:
+        db.execute(_PROVIDER_ACCOUNT, updated)
+    if added:
+        db.execute(_NEW_PROVIDER_ACCOUNT, added)
+    return linked
+
+
 def upsert_provider_accounts(
     core: Core, session: Session, connection_id: int, found: Sequence[SophtronAccount]
 ) -> list[ProviderAccount]:
     """The connection's provider accounts as Sophtron reports them now (new ones added), each
-    with its linked local account loaded.
-
-    Known ones are written with one UPDATE for all, and their objects given the new values as
-    already stored: a sync sees them every time, and the ORM's flush of each costs more."""
-    existing = {
+    with its linked local account loaded, in the order found."""
+    report_provider_accounts(core, session.connection(), connection_id, found)
+    rows = {
         row.provider_account_id: row
         for row in session.scalars(
             select(ProviderAccount)
             .where(ProviderAccount.connection_id == connection_id)
             .options(joinedload(ProviderAccount.account))
+            # Objects the session held before take the values just written.
+            .execution_options(populate_existing=True)
         )
     }
-    result = []
-    known: list[dict[str, Any]] = []
-    for item in found:
-        values = {
-            "name": item.account_name or f"Account {item.mask}",
-            "mask": item.mask,
-            "provider_type": item.account_type,
-            "provider_subtype": item.sub_type,
-            "kind": AccountType(item.kind.value).value,
-            "currency": item.currency,
-            "balance_minor": _minor(item.balance, item.currency),
-            "available_minor": _minor(item.available_balance, item.currency),
-            "due_date": item.due_date,
-            "last_seen_at": core.now(),
-        }
-        row = existing.get(item.account_id)
-        if row is None:
-            row = ProviderAccount(
-                connection_id=connection_id, provider_account_id=item.account_id, **values
-            )
-            session.add(row)
-        else:
-            for name, value in values.items():
-                set_committed_value(row, name, value)
-            known.append({"row_id": row.id, **values})
-        result.append(row)
-    if known:
-        session.execute(_PROVIDER_ACCOUNT, known)
-    session.flush()
-    return result
+    return [rows[item.account_id] for item in found]
+
+
+def _reported(item: SophtronAccount, now: dt.datetime) -> dict[str, Any]:
+    """A provider account's columns as Sophtron reports the account now."""
+    return {
+        "name": item.account_name or f"Account {item.mask}",
+        "mask": item.mask,
+        "provider_type": item.account_type,
+        "provider_subtype": item.sub_type,
+        "kind": AccountType(item.kind.value).value,
+        "currency": item.currency,
+        "balance_minor": _minor(item.balance, item.currency),
+        "available_minor": _minor(item.available_balance, item.currency),
+        "due_date": item.due_date,
+        "last_seen_at": now,
+    }
 
 
 _PROVIDER_ACCOUNTS = cast(Table, ProviderAccount.__table__)
+_ACCOUNTS = cast(Table, Account.__table__)
+#: A connection's provider accounts, with the local account linked to each (or nulls).
+_KNOWN = (
+    select(
+        _PROVIDER_ACCOUNTS.c.id,
+        _PROVIDER_ACCOUNTS.c.provider_account_id.label("sophtron_id"),
+        _ACCOUNTS.c.id.label("account_id"),
+        _ACCOUNTS.c.name,
+        _ACCOUNTS.c.currency,
+        _ACCOUNTS.c.invert_sign,
+        _ACCOUNTS.c.sync_start_date,
+        _ACCOUNTS.c.last_synced_at,
+    )
+    .outerjoin(_ACCOUNTS, _ACCOUNTS.c.provider_account_id == _PROVIDER_ACCOUNTS.c.id)
+    .where(_PROVIDER_ACCOUNTS.c.connection_id == bindparam("connection_id"))
+)
 #: A provider account as reported now (the columns set are those named in the parameters).
 _PROVIDER_ACCOUNT = update(_PROVIDER_ACCOUNTS).where(_PROVIDER_ACCOUNTS.c.id == bindparam("row_id"))
+_NEW_PROVIDER_ACCOUNT = insert(_PROVIDER_ACCOUNTS)
 
 
 def apply_job_status(

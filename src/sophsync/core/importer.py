@@ -28,18 +28,37 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select, update
 from sqlalchemy.engine.default import DefaultDialect
 
 from ..sophtron.models import Transaction as SophtronTransaction
-from ..store.models import Account, Transaction, TxnStatus
+from ..store.models import Transaction, TxnStatus
 
 if TYPE_CHECKING:
     import psycopg
 
 _TABLE = cast(Table, Transaction.__table__)
+
+
+class Target(Protocol):
+    """What an import reads of the local account it imports into (a stored ``Account``, or
+    what a sync read of it)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def currency(self) -> str: ...
+
+    @property
+    def invert_sign(self) -> bool: ...
+
+    #: The provider account whose rows these are (the rows' ``source_id``).
+    @property
+    def provider_account_id(self) -> int | None: ...
+
 
 #: ISO 4217 currencies without minor units; the rest used here have two.
 _ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "XAF", "XOF", "UGX", "PYG", "RWF"}
@@ -111,7 +130,7 @@ class Incoming:
         return fingerprint(self.date, self.amount_minor, self.description)
 
     @classmethod
-    def from_sophtron(cls, txn: SophtronTransaction, account: Account) -> Incoming | None:
+    def from_sophtron(cls, txn: SophtronTransaction, account: Target) -> Incoming | None:
         """``None`` for a transaction without an amount or a date (nothing to store)."""
         amount = txn.signed_amount
         day = txn.booked_on
@@ -266,7 +285,7 @@ def _reissued(stored: _Row, incoming: Incoming) -> bool:
 
 def import_transactions(
     db: Connection,
-    account: Account,
+    account: Target,
     transactions: Iterable[SophtronTransaction],
     start: dt.date,
     end: dt.date,
@@ -290,11 +309,7 @@ def import_transactions(
     stored = [
         _Stored.of(values)
         for values in db.execute(
-            _READ.where(
-                _TABLE.c.account_id == account.id,
-                _TABLE.c.date >= start - margin,
-                _TABLE.c.date <= end + margin,
-            )
+            _WINDOW, {"account_id": account.id, "first": start - margin, "last": end + margin}
         )
     ]
     # A row's current id wins over another row's previous ids.
@@ -474,7 +489,7 @@ def _find(orphans: Sequence[_Stored], incoming: Incoming) -> _Stored | None:
     return None
 
 
-def _known_ids(db: Connection, account: Account, ids: set[str]) -> dict[str, _Stored]:
+def _known_ids(db: Connection, account: Target, ids: set[str]) -> dict[str, _Stored]:
     """The account's rows (any date) whose provider id is one of ``ids``."""
     if not ids:
         return {}
@@ -501,6 +516,12 @@ def _by_provider_id(rows: Iterable[Sequence[Any]]) -> dict[str, _Stored]:
 
 #: Ids per query: PostgreSQL takes at most 65,535 parameters, SQLite 32,766 by default.
 _CHUNK = 10_000
+#: An account's rows dated from ``first`` to ``last`` (built once, like the statements below).
+_WINDOW = _READ.where(
+    _TABLE.c.account_id == bindparam("account_id"),
+    _TABLE.c.date >= bindparam("first"),
+    _TABLE.c.date <= bindparam("last"),
+)
 #: An account's rows whose provider id is in a list (built once; the list is bound at run time).
 _KNOWN = _READ.where(
     _TABLE.c.account_id == bindparam("account_id"),

@@ -19,9 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, insert, or_, select, update
 from sqlalchemy import Connection as SQLConnection
@@ -33,13 +33,12 @@ from ..store.models import (
     BalanceHistory,
     Connection,
     ConnectionStatus,
-    ProviderAccount,
     RunStatus,
     SyncRun,
 )
 from ..store.upsert import upsert
 from .app import Core, load
-from .connect import apply_job_status, archive, job_done, upsert_provider_accounts
+from .connect import LinkedAccount, apply_job_status, archive, job_done, report_provider_accounts
 from .credentials import sophtron_error, stored_client, stored_credentials
 from .families import Actor, require_admin
 from .importer import ImportCounts, import_transactions
@@ -506,7 +505,9 @@ def _refresh(core: Core, client: Client, start: _Start, poller: Poller) -> bool:
         polls += 1
 
 
-def window(core: Core, account: Account, backfill_from: dt.date | None) -> tuple[dt.date, dt.date]:
+def window(
+    core: Core, account: LinkedAccount, backfill_from: dt.date | None
+) -> tuple[dt.date, dt.date]:
     """The dates to read for an account: see the module docstring."""
     today = core.today()
     start = account.sync_start_date or (today - dt.timedelta(days=core.settings.history_days))
@@ -529,24 +530,17 @@ def _read(
     connection = start.connection
     assert connection.provider_login_id is not None
     found = client.get_user_institution_accounts(connection.provider_login_id)
-    with core.session() as session:
-        db = session.connection()
-        archive(core, db, connection, start.run_id, "GetUserInstitutionAccounts", found)
-        provider_rows = upsert_provider_accounts(core, session, connection.id, found)
-        # Each linked account (as read now: its rows are matched against it, never written
-        # through it) with the dates to read for it.
-        reads = [
-            (row.provider_account_id, row.account, *window(core, row.account, backfill_from))
-            for row in provider_rows
-            if row.account is not None
-        ]
-        for row in provider_rows:
-            if row.account is not None:
-                _update_balance(core, db, row.account, row)
+    with core.connection() as plain:
+        archive(core, plain, connection, start.run_id, "GetUserInstitutionAccounts", found)
+        linked = report_provider_accounts(core, plain, connection.id, found)
+        _update_balances(core, plain, linked)
+    # Each linked account (as read now: its rows are matched against it, never written through
+    # it) with the dates to read for it.
+    reads = [(account, *window(core, account, backfill_from)) for account in linked]
     counts = ImportCounts()
-    for done, (provider_account_id, account, first, last) in enumerate(reads):
+    for done, (account, first, last) in enumerate(reads):
         progress(f"reading {account.name}", done, len(reads))
-        transactions = client.get_transactions_by_transaction_date(provider_account_id, first, last)
+        transactions = client.get_transactions_by_transaction_date(account.sophtron_id, first, last)
         with core.connection() as plain:
             _mark_synced(core, plain, account.id, backfill_from)
             archive(
@@ -560,7 +554,7 @@ def _read(
             counts += import_transactions(plain, account, transactions, first, last)
             meter.flush(plain)
     progress("done", len(reads), len(reads))
-    starts, ends = [read[2] for read in reads], [read[3] for read in reads]
+    starts, ends = [read[1] for read in reads], [read[2] for read in reads]
     return _Outcome(
         RunStatus.SUCCEEDED,
         counts=counts,
@@ -585,25 +579,31 @@ def _mark_synced(
         db.execute(_BACKFILL, backfill)
 
 
-def _update_balance(
-    core: Core, db: SQLConnection, account: Account, source: ProviderAccount
-) -> None:
-    """The account's balance as the bank reports it now, and today's entry in its history.
-
-    Plain UPDATE and upsert: ``account`` is only read (the ORM would flush it as a change)."""
-    sign = -1 if account.invert_sign else 1
-    if source.balance_minor is None:
+def _update_balances(core: Core, db: SQLConnection, accounts: Sequence[LinkedAccount]) -> None:
+    """The accounts' balances as the bank reports them now, and today's entry in their history:
+    one UPDATE and one upsert for all."""
+    now, today = core.now(), core.today()
+    balances: list[dict[str, Any]] = []
+    for account in accounts:
+        if account.balance_minor is None:
+            continue
+        sign = -1 if account.invert_sign else 1
+        available = None if account.available_minor is None else sign * account.available_minor
+        balances.append(
+            {
+                "account_id": account.id,
+                "balance_minor": sign * account.balance_minor,
+                "available_minor": available,
+            }
+        )
+    if not balances:
         return
-    balance = sign * source.balance_minor
-    available = None if source.available_minor is None else sign * source.available_minor
-    reported = {"balance_minor": balance, "available_minor": available}
-    db.execute(_ACCOUNT, {"account_id": account.id, **reported, "balance_at": core.now()})
-    row = {"account_id": account.id, "date": core.today(), **reported}
+    db.execute(_ACCOUNT, [{**balance, "balance_at": now} for balance in balances])
     upsert(
         db,
         _BALANCES,
         ("account_id", "date"),
-        row,
+        [{**balance, "date": today} for balance in balances],
         replace=("balance_minor", "available_minor"),
     )
 

@@ -20,17 +20,18 @@ def upsert(
     db: Connection,
     table: Table,
     keys: tuple[str, ...],
-    row: dict[str, Any],
+    rows: dict[str, Any] | list[dict[str, Any]],
     *,
     add: tuple[str, ...] = (),
     replace: tuple[str, ...] = (),
 ) -> None:
-    """Insert ``row`` into ``table``; when a row with the same ``keys`` (a unique constraint's
-    columns) is there already, add the new values of the ``add`` columns to the stored ones and
-    store the new values of the ``replace`` columns instead. ``db`` is the caller's transaction
-    (in an ORM session, ``session.connection()``)."""
+    """Insert ``rows`` (a row, or a non-empty list of rows sent in one go) into ``table``;
+    when a row with the same ``keys`` (a unique constraint's columns) is there already, add the
+    new values of the ``add`` columns to the stored ones and store the new values of the
+    ``replace`` columns instead. ``db`` is the caller's transaction (in an ORM session,
+    ``session.connection()``)."""
     statement = _statement(db.dialect.name, table, keys, add, replace)
-    db.execute(statement, row)
+    db.execute(statement, rows)
 
 
 @functools.cache
