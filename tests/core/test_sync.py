@@ -815,6 +815,29 @@ def test_an_expired_lock_is_taken_over(core: Core, admin: Actor, clock: Clock) -
     assert (stored.lock_owner, stored.lock_expires_at) == (None, None)
 
 
+def test_a_sync_whose_lock_was_taken_over_records_its_end_and_leaves_the_lock(
+    core: Core, admin: Actor, clock: Clock
+) -> None:
+    """The sync outlived its lock and another took it over while it read the accounts: its end
+    is still recorded, and the other's lock stays."""
+    view = connect_and_link(core, admin, username="outlived+accounts=1+years=0.2")
+    later = clock.now + dt.timedelta(seconds=core.settings.lock_seconds)
+
+    def taken_over(step: str, done: int, total: int) -> None:
+        with core.session() as session:
+            session.execute(
+                update(Connection)
+                .where(Connection.id == view.id)
+                .values(lock_owner="other", lock_expires_at=later)
+            )
+
+    run = sync.sync_connection(core, view.id, poller=FAST, progress=taken_over)
+    assert run.status is RunStatus.SUCCEEDED
+    stored = connection_row(core, view.id)
+    assert (stored.lock_owner, stored.lock_expires_at) == ("other", later)
+    assert stored.last_success_at == run.finished_at
+
+
 def test_a_job_whose_last_writes_were_refused_takes_its_lock_back_when_it_runs_again(
     core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
 ) -> None:

@@ -200,14 +200,19 @@ def release_lock(core: Core, connection_id: int, owner: str) -> None:
         _unlock(plain, connection_id, owner)
 
 
-def _unlock(db: SQLConnection, connection_id: int, owner: str) -> None:
+def _unlock(
+    db: SQLConnection, connection_id: int, owner: str, news: dict[str, object] | None = None
+) -> bool:
+    """Give the lock back if ``owner`` holds it, writing ``news`` to the connection with it;
+    False when ``owner`` does not hold it (nothing written)."""
     free = {
         "connection_id": connection_id,
         "owner": owner,
         "lock_owner": None,
         "lock_expires_at": None,
+        **(news or {}),
     }
-    db.execute(_HELD_BY, free)
+    return bool(db.execute(_HELD_BY, free).rowcount)
 
 
 #: Told how a sync goes: what it does now, accounts read so far, accounts to read.
@@ -370,9 +375,10 @@ def _finish(
     with core.connection() as plain:
         meter.flush(plain)
         plain.execute(_RUN, {"run_id": start.run_id, **ended})
-        if news:
+        # The news and the lock given back in one UPDATE; the news alone when the lock is no
+        # longer this sync's (it expired and another sync took it).
+        if not _unlock(plain, start.connection.id, owner, news) and news:
             plain.execute(_CONNECTION, {"connection_id": start.connection.id, **news})
-        _unlock(plain, start.connection.id, owner)
     return view
 
 
