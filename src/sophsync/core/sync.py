@@ -146,14 +146,18 @@ def acquire_lock(core: Core, connection_id: int, owner: str) -> bool:
 
 
 def _lock(core: Core, db: SQLConnection, connection_id: int, owner: str) -> bool:
+    return bool(db.execute(_LOCK, _held(core, connection_id, owner)).rowcount)
+
+
+def _held(core: Core, connection_id: int, owner: str) -> dict[str, object]:
+    """The parameters of :data:`_LOCK`: the lock for ``owner``, from now."""
     now = core.now()
-    held = {
+    return {
         "connection_id": connection_id,
         "now": now,
         "lock_owner": owner,
         "lock_expires_at": now + dt.timedelta(seconds=core.settings.lock_seconds),
     }
-    return bool(db.execute(_LOCK, held).rowcount)
 
 
 def _retake(core: Core, db: SQLConnection, connection_id: int, owner: str) -> bool:
@@ -295,18 +299,20 @@ def _begin(core: Core, connection_id: int, owner: str, trigger: str) -> _Start:
     """Take the lock, start the run, and read what the sync needs, in one transaction (plain
     statements: nothing is loaded into an ORM session)."""
     with core.connection() as plain:
-        locked = _lock(core, plain, connection_id, owner) or _retake(
-            core, plain, connection_id, owner
-        )
-        row = plain.execute(_LOGIN, {"connection_id": connection_id}).first()
+        # The lock taken and the connection read in one statement; when the lock is not free,
+        # this owner may hold it still (see _retake).
+        row = plain.execute(_LOCKED, _held(core, connection_id, owner)).first()
         if row is None:
-            raise NotFound(f"No connection {connection_id}")
-        if not locked:
-            raise Retryable(
-                f"Connection {connection_id} is being synced already",
-                retry_after=30,
-                code="sync_in_progress",
-            )
+            locked = _retake(core, plain, connection_id, owner)
+            row = plain.execute(_LOGIN, {"connection_id": connection_id}).first()
+            if row is None:
+                raise NotFound(f"No connection {connection_id}")
+            if not locked:
+                raise Retryable(
+                    f"Connection {connection_id} is being synced already",
+                    retry_after=30,
+                    code="sync_in_progress",
+                )
         connection = _Login(*row)
         started_at = core.now()
         run = {
@@ -632,6 +638,8 @@ _ACCOUNT = update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("account_id"))
 _LOCK = _CONNECTION.where(
     or_(_CONNECTIONS.c.lock_owner.is_(None), _CONNECTIONS.c.lock_expires_at < bindparam("now"))
 )
+#: The lock taken, returning what a sync reads of the connection (as _LOGIN does).
+_LOCKED = _LOCK.returning(*_LOGIN.selected_columns)
 #: The lock, when ``owner`` holds it.
 _HELD_BY = _CONNECTION.where(_CONNECTIONS.c.lock_owner == bindparam("owner"))
 #: The account's first synced date, when the backfill (``backfill_from``) reaches further back.
