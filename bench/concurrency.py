@@ -203,6 +203,8 @@ class Result:
     errors: int
     #: CPU time of the worker processes, from start to exit (start-up included).
     cpu_seconds: float
+    #: From the first sync enqueued to the first sync started by a worker.
+    pickup_seconds: float
 
 
 def report(record: Record, name: str, result: Result, total: int, where: str) -> None:
@@ -221,6 +223,13 @@ def report(record: Record, name: str, result: Result, total: int, where: str) ->
         result.finished / result.seconds,
         "syncs/s",
         f"{len(result.peak_mb)} worker process(es); enqueue took {result.enqueue_seconds:.2f} s",
+    )
+    record(
+        f"concurrency_{name}_pickup",
+        result.pickup_seconds,
+        "s",
+        "from the first sync enqueued to the first sync started (an idle local worker reads "
+        "the queue every 0.1 s; procrastinate's hear of jobs through PostgreSQL's notifications)",
     )
     record(
         f"concurrency_{name}_errors",
@@ -437,6 +446,7 @@ def measure(
             if process.stdout.readline().strip() != "ready":
                 raise RuntimeError("a worker did not start")
         time.sleep(1.0)  # let them settle into waiting for jobs
+        enqueued_at = core.now()
         start = time.perf_counter()
         for connection_id in ids:
             defer_sync(queue, connection_id)
@@ -456,6 +466,9 @@ def measure(
                 break
             time.sleep(0.05)
         seconds = time.perf_counter() - start
+        with core.session() as session:
+            first = session.scalar(select(func.min(SyncRun.started_at)).where(SyncRun.id > after))
+        pickup = (first - enqueued_at).total_seconds() if first is not None else float("nan")
         peaks = []
         cpu = 0.0
         for process in processes:
@@ -466,7 +479,7 @@ def measure(
             peaks.append(exited["peak_kb"] / 1024)
             cpu += exited["cpu_seconds"]
         errors = sum(1 for line in log_path.read_text().splitlines() if ERROR.match(line))
-        return Result(seconds, finished, succeeded, peaks, enqueued, errors, cpu)
+        return Result(seconds, finished, succeeded, peaks, enqueued, errors, cpu, pickup)
     finally:
         for process in processes:
             if process.poll() is None:
