@@ -362,6 +362,7 @@ def upsert_provider_accounts(
 ) -> list[ProviderAccount]:
     """The connection's provider accounts as Sophtron reports them now (new ones added), each
     with its linked local account loaded, in the order found."""
+    session.flush()  # the plain statements below see what the session holds
     report_provider_accounts(core, session.connection(), connection_id, found)
     rows = {
         row.provider_account_id: row
