@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import event, select
@@ -14,6 +15,7 @@ from sqlalchemy import event, select
 from sophsync.core.app import Core
 from sophsync.core.families import Actor
 from sophsync.jobs import LocalQueue, Worker, defer_sync, pool_size_for, tasks
+from sophsync.jobs.local import STALLED_AND_WAITING
 from sophsync.sandbox import SandboxServer
 from sophsync.store.engine import SQLITE_CONNECTIONS
 from sophsync.store.models import Connection, Job, JobState, RunStatus, SyncRun
@@ -34,6 +36,90 @@ def test_queueing_lock_keeps_one_waiting_job(core: Core) -> None:
     assert queue.defer("schedule_syncs", queueing_lock="q") is None
     assert queue.defer("schedule_syncs", queueing_lock="other") is not None
     assert len(jobs(core)) == 2
+
+
+def test_two_defers_at_the_same_moment_keep_one_waiting_job(core: Core) -> None:
+    """Two processes (here two threads, each on a connection of its own) defer a job with the
+    same queueing lock at once: both look and find none waiting before either writes. The
+    database lets one wait; the other defer answers None, as when it finds one waiting."""
+    both_looked = threading.Barrier(2, timeout=10)
+
+    def after_looking(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO JOB"):
+            both_looked.wait()
+
+    event.listen(core.engine, "before_cursor_execute", after_looking)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(
+                pool.map(lambda _: LocalQueue(core).defer("sync", queueing_lock="q"), range(2))
+            )
+    finally:
+        event.remove(core.engine, "before_cursor_execute", after_looking)
+    assert sorted(answers, key=lambda answer: answer is None) == [answers[0] or answers[1], None]
+    assert [(job.queueing_lock, job.state) for job in jobs(core)] == [("q", JobState.TODO.value)]
+
+
+def test_a_retry_whose_work_waits_again_ends_and_leaves_the_waiting_job(
+    core: Core, clock: Clock
+) -> None:
+    """A job fails and asks to be retried, but the same work was deferred again while it ran:
+    the waiting job does it, and the first ends failed (two may not wait under one lock)."""
+    queue = LocalQueue(core)
+    first = queue.defer("sync_connection", queueing_lock="sync:1", connection_id=1)
+    assert first is not None
+    assert queue.claim("w") is not None
+    second = queue.defer("sync_connection", queueing_lock="sync:1", connection_id=1)
+    assert second is not None  # the first is running, not waiting
+    queue.finish(first, worker="w", error="rate limited", retry_in=60)
+    ended, waiting = jobs(core)
+    assert (ended.id, ended.state, ended.finished_at) == (first, JobState.FAILED.value, clock.now)
+    assert ended.last_error is not None
+    assert ended.last_error.startswith("rate limited (not retried")
+    assert (waiting.id, waiting.state) == (second, JobState.TODO.value)
+    clock.advance(seconds=61)
+    assert [job.id for job in queue.claim_many("w", 5)] == [second]
+
+
+def test_a_retry_raced_by_a_defer_ends_and_leaves_the_waiting_job(core: Core) -> None:
+    """The same, when the other job is deferred after the retry looked for it and before it
+    wrote: the database refuses the second waiting job, and the retry ends failed instead."""
+    queue = LocalQueue(core)
+    first = queue.defer("sync_connection", queueing_lock="sync:1", connection_id=1)
+    assert first is not None
+    assert queue.claim("w") is not None
+    deferred: list[int | None] = []
+
+    def defer_in_between(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if not deferred and statement.lstrip().upper().startswith("UPDATE JOB SET STATE"):
+            deferred.append(
+                LocalQueue(core).defer("sync_connection", queueing_lock="sync:1", connection_id=1)
+            )
+
+    event.listen(core.engine, "before_cursor_execute", defer_in_between)
+    try:
+        queue.finish(first, worker="w", error="rate limited", retry_in=60)
+    finally:
+        event.remove(core.engine, "before_cursor_execute", defer_in_between)
+    ended, waiting = jobs(core)
+    assert (ended.id, ended.state) == (first, JobState.FAILED.value)
+    assert (waiting.id, waiting.state) == (deferred[0], JobState.TODO.value)
+
+
+def test_a_stalled_job_whose_work_waits_again_ends_when_reaped(core: Core, clock: Clock) -> None:
+    queue = LocalQueue(core, stall_seconds=30)
+    first = queue.defer("sync_connection", queueing_lock="sync:1", connection_id=1)
+    other = queue.defer("sync_connection", queueing_lock="sync:2", connection_id=2)
+    assert len(queue.claim_many("dead", 5)) == 2
+    second = queue.defer("sync_connection", queueing_lock="sync:1", connection_id=1)
+    clock.advance(seconds=31)
+    assert queue.reap() == 2
+    states = {job.id: (job.state, job.last_error) for job in jobs(core)}
+    assert states == {
+        first: (JobState.FAILED.value, STALLED_AND_WAITING),
+        other: (JobState.TODO.value, None),
+        second: (JobState.TODO.value, None),
+    }
 
 
 def test_jobs_sharing_a_lock_never_run_together(core: Core) -> None:

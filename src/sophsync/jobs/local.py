@@ -20,7 +20,8 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, exists, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, exists, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..core.app import Core
 from ..store.models import Job, JobState, Schedule
@@ -51,27 +52,36 @@ class LocalQueue:
         delay: float = 0.0,
         **args: Any,
     ) -> int | None:
-        """Queue a task; ``None`` when a job with the same ``queueing_lock`` is waiting."""
-        with self.core.session() as session:
-            if queueing_lock is not None:
-                waiting = session.scalar(
-                    select(Job.id).where(
-                        Job.queueing_lock == queueing_lock, Job.state == JobState.TODO.value
+        """Queue a task; ``None`` when a job with the same ``queueing_lock`` is waiting.
+
+        The database holds the rule (a unique index over the waiting jobs' queueing locks): of
+        two processes that defer at the same moment, both finding none waiting, one writes
+        its job and the other is refused and answers ``None``."""
+        try:
+            with self.core.session() as session:
+                if queueing_lock is not None:
+                    waiting = session.scalar(
+                        select(Job.id).where(
+                            Job.queueing_lock == queueing_lock, Job.state == JobState.TODO.value
+                        )
                     )
+                    if waiting is not None:
+                        return None
+                job = Job(
+                    task=task,
+                    args=json.dumps(args),
+                    lock=lock,
+                    queueing_lock=queueing_lock,
+                    state=JobState.TODO.value,
+                    run_at=self.core.now() + dt.timedelta(seconds=delay),
                 )
-                if waiting is not None:
-                    return None
-            job = Job(
-                task=task,
-                args=json.dumps(args),
-                lock=lock,
-                queueing_lock=queueing_lock,
-                state=JobState.TODO.value,
-                run_at=self.core.now() + dt.timedelta(seconds=delay),
-            )
-            session.add(job)
-            session.flush()
-            return job.id
+                session.add(job)
+                session.flush()
+                return job.id
+        except IntegrityError:
+            if queueing_lock is None:
+                raise
+            return None
 
     def claim(self, worker: str) -> Job | None:
         """Take the next due job whose lock is free, or ``None``."""
@@ -146,7 +156,25 @@ class LocalQueue:
     ) -> None:
         """Record how a job ended. With ``worker``, only while that worker still holds it: a
         job the reaper took from a worker that seemed dead, and another worker now runs, is
-        not the first worker's to finish."""
+        not the first worker's to finish.
+
+        A job to be retried whose queueing lock has another job waiting by then (deferred while
+        this one ran) is not retried: it ends failed, and the waiting job does the work."""
+        try:
+            self._finish(job_id, worker, error, retry_in, result)
+        except IntegrityError:
+            # Another job with this one's queueing lock started waiting as the retry was
+            # written (the check below saw none yet).
+            self._finish(job_id, worker, _not_retried(error), None, result)
+
+    def _finish(
+        self,
+        job_id: int,
+        worker: str | None,
+        error: str | None,
+        retry_in: float | None,
+        result: str | None,
+    ) -> None:
         with self.core.connection() as connection:
             job = connection.execute(_HOLDER, {"job_id": job_id}).first()
             if job is None:
@@ -156,6 +184,8 @@ class LocalQueue:
                 return
             now = self.core.now()
             ended: dict[str, object]
+            if retry_in is not None and _waiting(connection, job.queueing_lock, job_id):
+                retry_in, error = None, _not_retried(error)
             if retry_in is not None and job.attempts < MAX_ATTEMPTS:
                 run_at = now + dt.timedelta(seconds=retry_in)
                 ended = {"state": JobState.TODO.value, "run_at": run_at, "last_error": error}
@@ -178,7 +208,8 @@ class LocalQueue:
             session.execute(alive.values(heartbeat_at=self.core.now()))
 
     def reap(self, running: Collection[int] = ()) -> int:
-        """Put back jobs whose worker stopped beating; release what they held. ``running``:
+        """Put back jobs whose worker stopped beating (or end them, when another job with the
+        same queueing lock waits already); release what they held. ``running``:
         jobs the caller itself runs, alive whatever their heartbeat says (a busy worker's beat
         may be late; it must not take its own work for dead)."""
         cutoff = self.core.now() - dt.timedelta(seconds=self.stall_seconds)
@@ -187,11 +218,33 @@ class LocalQueue:
             stale = stale.where(Job.id.not_in(sorted(running)))
         with self.core.session() as session:
             stalled = session.scalars(stale).all()
+            put_back: set[str] = set()
             for job in stalled:
-                logger.warning(
-                    "job %s (%s) stalled on %s; running it again", job.id, job.task, job.worker
-                )
-                job.state = JobState.TODO.value
+                # (A defer between this look and the commit makes the commit fail; the next
+                # round of housekeeping then finds that job waiting.)
+                if job.queueing_lock in put_back or _waiting(
+                    session.connection(), job.queueing_lock, job.id
+                ):
+                    # Its work is waiting again as another job (deferred while it ran).
+                    logger.warning(
+                        "job %s (%s) stalled on %s; its work waits as another job",
+                        job.id,
+                        job.task,
+                        job.worker,
+                    )
+                    job.state = JobState.FAILED.value
+                    job.last_error = STALLED_AND_WAITING
+                    job.finished_at = self.core.now()
+                else:
+                    logger.warning(
+                        "job %s (%s) stalled on %s; running it again",
+                        job.id,
+                        job.task,
+                        job.worker,
+                    )
+                    job.state = JobState.TODO.value
+                    if job.queueing_lock is not None:
+                        put_back.add(job.queueing_lock)
                 job.worker = None
             tasks.release_locks(session, self.core.now(), [job_owner(job.id) for job in stalled])
         tasks.reap_runs(self.core, dt.timedelta(seconds=self.core.settings.lock_seconds))
@@ -236,9 +289,34 @@ _DUE = (
     .limit(bindparam("limit"))
 )
 #: Who holds a job, in what state, after how many attempts.
-_HOLDER = select(_JOBS.c.worker, _JOBS.c.state, _JOBS.c.attempts).where(
+_HOLDER = select(_JOBS.c.worker, _JOBS.c.state, _JOBS.c.attempts, _JOBS.c.queueing_lock).where(
     _JOBS.c.id == bindparam("job_id")
 )
+#: Another job waiting under a queueing lock.
+_WAITING = select(_JOBS.c.id).where(
+    _JOBS.c.queueing_lock == bindparam("queueing_lock"),
+    _JOBS.c.state == JobState.TODO.value,
+    _JOBS.c.id != bindparam("job_id"),
+)
+STALLED_AND_WAITING = (
+    "Its worker stopped; not run again, as another job with its queueing lock waits to do the "
+    "same work."
+)
+
+
+def _waiting(connection: Connection, queueing_lock: str | None, job_id: int) -> bool:
+    """Whether a job other than ``job_id`` waits under ``queueing_lock`` (at most one may: a
+    job put back to wait beside it would break the queue's unique index)."""
+    if queueing_lock is None:
+        return False
+    found = connection.execute(_WAITING, {"queueing_lock": queueing_lock, "job_id": job_id})
+    return found.first() is not None
+
+
+def _not_retried(error: str | None) -> str:
+    return f"{error or 'Failed'} (not retried: another job with its queueing lock waits to do it)"
+
+
 #: A job's end, written only while its holder and state are still those read (the columns
 #: set are those named in the parameters).
 _ENDED = update(_JOBS).where(

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -371,7 +372,17 @@ class Job(Base):
     """A unit of background work for the ``local`` job backend (the embedded default)."""
 
     __tablename__ = "job"
-    __table_args__ = (Index("ix_job_state_run_at", "state", "run_at"),)
+    __table_args__ = (
+        Index("ix_job_state_run_at", "state", "run_at"),
+        #: At most one waiting job per queueing lock, however many processes defer at once.
+        Index(
+            "uq_job_waiting_queueing_lock",
+            "queueing_lock",
+            unique=True,
+            sqlite_where=text("state = 'todo'"),
+            postgresql_where=text("state = 'todo'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task: Mapped[str] = mapped_column(String(64))
