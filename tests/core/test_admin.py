@@ -146,6 +146,14 @@ def test_settings_from_environment_and_flags(tmp_path: Path) -> None:
     assert not Settings(database_url="postgresql://x/y").embedded
 
 
+#: Indexes on an expression, which autogenerate cannot compare (SQLite's are not reflected, and
+#: PostgreSQL gives back its own spelling of the expression): their tests are behavioural
+#: (``test_jobs.py``: two defers at the same moment keep one waiting job).
+EXPRESSION_INDEXES = {"uq_job_waiting_queueing_lock"}
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 def test_migrations_build_the_schema_the_models_describe(core: Core) -> None:
     """Every model change has its migration: autogenerate finds nothing left to do (in
     sophsync's own tables: procrastinate's share the PostgreSQL database once its backend ran)."""
@@ -153,8 +161,12 @@ def test_migrations_build_the_schema_the_models_describe(core: Core) -> None:
     def ours(name: str | None, kind: str, parents: dict[str, str | None]) -> bool:
         return kind != "table" or name in Base.metadata.tables
 
+    def comparable(item: object, name: str | None, kind: str, *_: object) -> bool:
+        return not (kind == "index" and name in EXPRESSION_INDEXES)
+
     with core.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"include_name": ours})
+        options = {"include_name": ours, "include_object": comparable}
+        context = MigrationContext.configure(connection, opts=options)
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
 

@@ -374,13 +374,12 @@ class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
         Index("ix_job_state_run_at", "state", "run_at"),
-        #: At most one waiting job per queueing lock, however many processes defer at once.
+        #: At most one waiting job per queueing lock, however many processes defer at once
+        #: (revision 0006 says why it indexes an expression).
         Index(
             "uq_job_waiting_queueing_lock",
-            "queueing_lock",
+            text("(CASE WHEN state = 'todo' THEN queueing_lock END)"),
             unique=True,
-            sqlite_where=text("state = 'todo'"),
-            postgresql_where=text("state = 'todo'"),
         ),
     )
 
