@@ -222,26 +222,21 @@ class LocalQueue:
             for job in stalled:
                 # (A defer between this look and the commit makes the commit fail; the next
                 # round of housekeeping then finds that job waiting.)
-                if job.queueing_lock in put_back or _waiting(
+                waits = job.queueing_lock in put_back or _waiting(
                     session.connection(), job.queueing_lock, job.id
-                ):
-                    # Its work is waiting again as another job (deferred while it ran).
-                    logger.warning(
-                        "job %s (%s) stalled on %s; its work waits as another job",
-                        job.id,
-                        job.task,
-                        job.worker,
-                    )
+                )
+                logger.warning(
+                    "job %s (%s) stalled on %s; %s",
+                    job.id,
+                    job.task,
+                    job.worker,
+                    "its work waits as another job" if waits else "running it again",
+                )
+                if waits:  # deferred again while it ran: the waiting job does the work
                     job.state = JobState.FAILED.value
                     job.last_error = STALLED_AND_WAITING
                     job.finished_at = self.core.now()
                 else:
-                    logger.warning(
-                        "job %s (%s) stalled on %s; running it again",
-                        job.id,
-                        job.task,
-                        job.worker,
-                    )
                     job.state = JobState.TODO.value
                     if job.queueing_lock is not None:
                         put_back.add(job.queueing_lock)
