@@ -8,11 +8,11 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy import exc as sa_exc
 
 from sophsync.core import connect, credentials, families, link, quota, sync
@@ -20,6 +20,7 @@ from sophsync.core.app import Core
 from sophsync.core.families import Actor
 from sophsync.errors import BadInput, Conflict, NeedsUser, NotFound, PermissionDenied, Retryable
 from sophsync.sandbox import FaultSpec, RateLimit, SandboxServer
+from sophsync.sandbox.faults import RateLimiter
 from sophsync.sophtron import SecurityQuestionsPrompt
 from sophsync.sophtron.errors import RateLimited
 from sophsync.store.models import (
@@ -48,6 +49,8 @@ REFRESH = "UserInstitution/RefreshUserInstitution"
 ACCOUNTS = "UserInstitution/GetUserInstitutionAccounts"
 TRANSACTIONS = "Transaction/GetTransactionsByTransactionDate"
 JOB = "Job/GetJobInformationByID"
+
+T = TypeVar("T")
 
 Copy = set[tuple[str, int, bool]]
 
@@ -772,7 +775,7 @@ def test_a_sync_that_breaks_gives_the_lock_back_and_never_shows_the_key(
     view = connect_and_link(core, admin, username="broken+accounts=1+years=0.2")
     seen: list[str] = []
 
-    def broken(core: Core, client: object, start: object, poller: object) -> bool:
+    def broken(core: Core, client: object, start: object, *_: object) -> bool:
         seen.append(repr(start))
         raise RuntimeError("a bug")
 
@@ -1101,6 +1104,165 @@ def test_a_sync_reports_its_progress_account_by_account(
     reading = [event for event in heard if event[0].startswith("reading ")]
     assert [(done, total) for _, done, total in reading] == [(0, 3), (1, 3), (2, 3)]
     assert heard[-1] == ("done", 3, 3)
+
+
+# --- what a sync writes, and when -----------------------------------------------------------------
+
+
+def commits_during(core: Core, work: Callable[[], T]) -> tuple[T, int]:
+    """``work``'s result, and how many database transactions committed while it ran."""
+    committed = [0]
+
+    def count(*_: object) -> None:
+        committed[0] += 1
+
+    event.listen(core.engine, "commit", count)
+    try:
+        return work(), committed[0]
+    finally:
+        event.remove(core.engine, "commit", count)
+
+
+def test_after_the_refresh_a_sync_writes_twice_however_many_accounts_it_reads(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
+) -> None:
+    """One transaction takes the lock and starts the run, one records the refresh job, one each
+    read of the job while it runs, one the finished job with the accounts, and one every
+    account's transactions with the run's end."""
+    view = connect_and_link(core, admin, username="fewwrites+accounts=4+years=0.2")
+    advance(engine_sandbox, clock, 3)
+    reset_stats(engine_sandbox)
+
+    run, commits = commits_during(core, lambda: sync.sync_connection(core, view.id, poller=FAST))
+
+    seen = stats(engine_sandbox)
+    assert run.status is RunStatus.SUCCEEDED
+    assert calls(seen, TRANSACTIONS) == 4
+    assert commits == 2 + (calls(seen, JOB) - 1) + 2
+    assert run.added > 0
+    assert_matches_truth(core, engine_sandbox, view)
+
+
+def test_a_sync_that_fails_part_way_keeps_what_it_read_and_reads_the_rest_next_time(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
+) -> None:
+    """Sophtron starts refusing requests (a 429 asking for a day's wait) as the second of three
+    accounts is read: the run fails, and what came before is written all the same (the finished
+    refresh, the balances, the first account's transactions, counted in the run); the other
+    accounts keep their rows and windows, and the next sync reads them."""
+    view = connect_and_link(core, admin, username="partway+accounts=3+years=0.5")
+    sync.sync_connection(core, view.id, poller=FAST)
+    linked = linked_accounts(core, view.id)
+    before = {pid: (account_row(core, aid), local_copy(core, aid)) for pid, aid in linked.items()}
+    advance(engine_sandbox, clock, 30)
+    read_first: list[str] = []
+
+    def refuse_from_the_second_account(step: str, done: int, total: int) -> None:
+        if step.startswith("reading ") and done == 0:
+            read_first.append(step.removeprefix("reading "))
+        if step.startswith("reading ") and done == 1:
+            spent = RateLimiter(RateLimit(1, 86_400))  # one request a day, spent
+            spent.check(USER_ID, time.monotonic())
+            engine_sandbox.app.limiter = spent
+
+    failed = sync.sync_connection(
+        core, view.id, poller=FAST, progress=refuse_from_the_second_account
+    )
+
+    assert (failed.status, failed.error_code) == (RunStatus.FAILED, "sophtron_unavailable")
+    truth = truth_accounts(engine_sandbox, view.provider_login_id)
+    news = {pid for pid, (_, copy) in before.items() if truth_copy(truth[pid]) != copy}
+    (first,) = [pid for pid, (account, _) in before.items() if account.name == read_first[0]]
+    assert first in news, "the bank has news on the account read first"
+    assert news - {first}, "and on another"
+    assert failed.added > 0
+    assert connection_row(core, view.id).data_fresh_at == core.now()
+    for pid, (account, copy) in before.items():
+        now = account_row(core, account.id)
+        assert now.balance_minor == int(truth[pid]["Balance"] * 100)
+        if pid == first:
+            assert local_copy(core, account.id) == truth_copy(truth[pid])
+            assert now.last_synced_at == core.now()
+        else:
+            assert local_copy(core, account.id) == copy
+            assert now.last_synced_at == account.last_synced_at
+
+    engine_sandbox.app.limiter = None
+    clock.advance(seconds=sync.FRESH_SECONDS + 1)
+    again = sync.sync_connection(core, view.id, poller=FAST)
+    assert again.status is RunStatus.SUCCEEDED
+    assert again.added > 0
+    assert_matches_truth(core, engine_sandbox, view)
+
+
+def test_a_sync_holding_many_transactions_writes_them_before_reading_on(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``BATCH_ROWS`` transactions held, a sync writes them at once: a first sync of a long
+    history never holds every account's in memory."""
+    view = connect_and_link(core, admin, username="batches+accounts=3+years=0.5")
+    linked = linked_accounts(core, view.id)
+    names = {account_row(core, aid).name: aid for aid in linked.values()}
+    stored_when_read: list[int] = []
+    # Read with an engine of its own, so that its transactions are not the sync's.
+    onlooker = create_engine(core.engine.url)
+
+    def count_the_first_accounts_rows(step: str, done: int, total: int) -> None:
+        if step.startswith("reading ") and done == 0:
+            stored_when_read.append(names[step.removeprefix("reading ")])
+        elif step.startswith("reading ") and done == 1:
+            with onlooker.connect() as db:
+                rows = select(func.count()).where(Transaction.account_id == stored_when_read[0])
+                stored_when_read.append(db.scalar(rows) or 0)
+
+    def first_sync() -> sync.SyncRunView:
+        return sync.sync_connection(
+            core, view.id, poller=FAST, progress=count_the_first_accounts_rows
+        )
+
+    monkeypatch.setattr(sync, "BATCH_ROWS", 1)
+    try:
+        run, commits = commits_during(core, first_sync)
+    finally:
+        onlooker.dispose()
+
+    assert run.status is RunStatus.SUCCEEDED
+    first, stored = stored_when_read
+    assert stored == count_rows(core, first) > 0
+    assert commits == 2 + 3 + 1  # the run, the accounts, each account's rows, the end
+    assert_matches_truth(core, engine_sandbox, view)
+
+
+def test_an_account_deleted_during_the_sync_is_left_out_and_the_others_are_written(
+    core: Core, admin: Actor, engine_sandbox: SandboxServer, clock: Clock
+) -> None:
+    """The account read first is deleted while the sync reads the second: the sync writes the
+    second account's transactions and succeeds; nothing is written for the deleted one."""
+    view = connect_and_link(core, admin, username="deleted+accounts=2+years=0.5")
+    sync.sync_connection(core, view.id, poller=FAST)
+    advance(engine_sandbox, clock, 30)
+    names = {account_row(core, aid).name: aid for aid in linked_accounts(core, view.id).values()}
+    deleted: list[int] = []
+
+    def delete_the_first_account(step: str, done: int, total: int) -> None:
+        if step.startswith("reading ") and done == 1:
+            reading = step.removeprefix("reading ")
+            (first,) = [aid for name, aid in names.items() if name != reading]
+            with core.session() as session:
+                session.execute(delete(Account).where(Account.id == first))
+            deleted.append(first)
+
+    run = sync.sync_connection(core, view.id, poller=FAST, progress=delete_the_first_account)
+
+    (gone,) = deleted
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert run.added > 0
+    assert count_rows(core, gone) == 0
+    with core.session() as session:
+        assert session.get(Account, gone) is None
+    assert set(linked_accounts(core, view.id).values()) == set(names.values()) - {gone}
+    assert_matches_truth(core, engine_sandbox, view)
+    assert connection_row(core, view.id).lock_owner is None
 
 
 # --- how long to wait before reading a refresh job ------------------------------------------------

@@ -262,23 +262,34 @@ def archive(
 ) -> None:
     """Keep what Sophtron sent, encrypted, less its echo of MFA answers (never stored), in the
     caller's transaction ``db`` (in an ORM session, ``session.connection()``)."""
+    # A Core insert: the row is written, never read back, so the unit of work has nothing to do.
+    db.execute(_ARCHIVE, archived(core, connection, sync_run_id, route, payload))
+
+
+def archived(
+    core: Core, connection: Filed, sync_run_id: int | None, route: str, payload: Any
+) -> dict[str, Any]:
+    """The archive's row for a reply received now, as :func:`archive` writes it: a sync keeps
+    its replies' rows and writes them together (:func:`write_archived`)."""
     # Each model as JSON straight from pydantic's serializer: a sync archives every reply, and
     # Python dictionaries dumped by ``json`` cost twice as much.
     items = payload if isinstance(payload, list) else [payload]
     dumped = [item.model_dump_json(by_alias=True, exclude=_ANSWER_ECHOES) for item in items]
     body = f"[{','.join(dumped)}]" if isinstance(payload, list) else dumped[0]
-    # A Core insert: the row is written, never read back, so the unit of work has nothing to do.
-    db.execute(
-        _ARCHIVE,
-        {
-            "family_id": connection.family_id,
-            "sync_run_id": sync_run_id,
-            "connection_id": connection.id,
-            "route": route,
-            "captured_at": core.now(),
-            "body_enc": core.vault.encrypt(body.encode()),
-        },
-    )
+    return {
+        "family_id": connection.family_id,
+        "sync_run_id": sync_run_id,
+        "connection_id": connection.id,
+        "route": route,
+        "captured_at": core.now(),
+        "body_enc": core.vault.encrypt(body.encode()),
+    }
+
+
+def write_archived(db: SQLConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write rows :func:`archived` made, in one statement, in the caller's transaction."""
+    if rows:
+        db.execute(_ARCHIVE, list(rows))
 
 
 _ARCHIVE = insert(cast(Table, RawPayload.__table__))

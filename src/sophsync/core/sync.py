@@ -21,13 +21,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, insert, or_, select, update
 from sqlalchemy import Connection as SQLConnection
 
 from ..errors import NeedsUser, NotFound, QuotaExceeded, Retryable, SophsyncError
 from ..sophtron import Client, JobState, SophtronError, job_status
+from ..sophtron.models import Transaction as SophtronTransaction
 from ..store.models import (
     Account,
     BalanceHistory,
@@ -38,7 +39,15 @@ from ..store.models import (
 )
 from ..store.upsert import upsert
 from .app import Core, load
-from .connect import LinkedAccount, apply_job_status, archive, job_done, report_provider_accounts
+from .connect import (
+    LinkedAccount,
+    apply_job_status,
+    archive,
+    archived,
+    job_done,
+    report_provider_accounts,
+    write_archived,
+)
 from .credentials import sophtron_error, stored_client, stored_credentials
 from .families import Actor, require_admin
 from .importer import ImportCounts, import_transactions
@@ -241,15 +250,17 @@ def sync_connection(
     ``progress`` hears of each step (the refresh, then each account read).
 
     A sync writes in few transactions: one takes the lock and starts the run, one records the
-    refresh job, one each job read, one the accounts and balances, one each account's
-    transactions, and one ends the run and gives the lock back.
+    refresh job, one each read of the job while it runs, one the finished job with the accounts
+    and balances, and one every account's transactions with the run's end and the lock given
+    back (see :class:`_Unwritten`).
     """
     owner = owner or f"sync-{uuid.uuid4()}"
     start = _begin(core, connection_id, owner, trigger)
     meter = RequestMeter(core, start.connection.family_id)
+    unwritten = _Unwritten(start, backfill_from)
     try:
-        outcome = _sync_locked(core, start, backfill_from, poller or Poller(), progress, meter)
-        return _finish(core, start, owner, meter, outcome)
+        outcome = _sync_locked(core, start, poller or Poller(), progress, meter, unwritten)
+        return _finish(core, start, owner, meter, outcome, unwritten)
     except BaseException:
         release_lock(core, connection_id, owner)
         raise
@@ -291,8 +302,81 @@ class _Start:
 class _Outcome:
     status: RunStatus
     error: SophsyncError | None = None
-    counts: ImportCounts | None = None
     window: tuple[dt.date | None, dt.date | None] = (None, None)
+
+
+#: Transactions a sync may hold read and not yet written; once it holds as many, it writes them
+#: in a transaction of their own instead of waiting for the run's end.
+BATCH_ROWS = 5_000
+
+
+class _Read(NamedTuple):
+    """An account's transactions as Sophtron reported them for the dates [first, last]."""
+
+    account: LinkedAccount
+    first: dt.date
+    last: dt.date
+    transactions: list[SophtronTransaction]
+
+
+@dataclass
+class _Unwritten:
+    """What a sync has read and not yet written.
+
+    Every transaction a sync commits costs a database connection from the pool and a commit,
+    and a worker running hundreds of syncs at once spends its CPU after the bank's refresh (the
+    refresh itself is waited for), so after the refresh a sync writes twice: the finished job
+    and its reply with the accounts (the accounts' reply names the accounts to read), then every
+    account's transactions with the run's end (:func:`_finish`), or sooner once it holds
+    :data:`BATCH_ROWS` transactions. A sync that fails part way still writes what it read; one
+    that stops (its process killed) has written none of what it held, and the next sync reads
+    it again: an account's window moves on only with its transactions.
+    """
+
+    start: _Start
+    backfill_from: dt.date | None
+    #: Replies received, as their archive rows.
+    archived: list[dict[str, Any]] = field(default_factory=list)
+    #: What the finished refresh job tells of the connection.
+    news: dict[str, object] = field(default_factory=dict)
+    reads: list[_Read] = field(default_factory=list)
+    rows: int = 0
+    #: What the written transactions changed (committed).
+    counts: ImportCounts = field(default_factory=ImportCounts)
+
+    def archive(self, core: Core, route: str, payload: Any) -> None:
+        start = self.start
+        self.archived.append(archived(core, start.connection, start.run_id, route, payload))
+
+    def read(
+        self,
+        account: LinkedAccount,
+        first: dt.date,
+        last: dt.date,
+        found: list[SophtronTransaction],
+    ) -> None:
+        self.reads.append(_Read(account, first, last, found))
+        self.rows += len(found)
+
+    def write(self, core: Core, db: SQLConnection) -> ImportCounts:
+        """Write everything held in the caller's transaction; what all the sync's writes changed
+        once it commits (then call :meth:`committed`)."""
+        write_archived(db, self.archived)
+        if self.news:
+            db.execute(_CONNECTION, {"connection_id": self.start.connection.id, **self.news})
+        counts = ImportCounts()
+        counts += self.counts
+        ids = [read.account.id for read in self.reads]
+        present = _mark_synced(core, db, ids, self.backfill_from) if ids else set()
+        for account, first, last, transactions in self.reads:
+            if account.id in present:
+                counts += import_transactions(db, account, transactions, first, last)
+        return counts
+
+    def committed(self, counts: ImportCounts) -> None:
+        """The transaction that :meth:`write` wrote in committed, with ``counts``."""
+        self.archived, self.news, self.reads, self.rows = [], {}, [], 0
+        self.counts = counts
 
 
 def _begin(core: Core, connection_id: int, owner: str, trigger: str) -> _Start:
@@ -335,13 +419,32 @@ def _begin(core: Core, connection_id: int, owner: str, trigger: str) -> _Start:
 
 
 def _finish(
-    core: Core, start: _Start, owner: str, meter: RequestMeter, outcome: _Outcome
+    core: Core,
+    start: _Start,
+    owner: str,
+    meter: RequestMeter,
+    outcome: _Outcome,
+    unwritten: _Unwritten,
 ) -> SyncRunView:
-    """Record how the run ended, and give the lock back, in one transaction (plain UPDATEs:
-    nothing is read back)."""
+    """Write what the sync holds unwritten, record how the run ended, and give the lock back, in
+    one transaction (plain statements: nothing is read back)."""
+    with core.connection() as plain:
+        counts = unwritten.write(core, plain)
+        return _end(core, plain, start, owner, meter, outcome, counts)
+
+
+def _end(
+    core: Core,
+    db: SQLConnection,
+    start: _Start,
+    owner: str,
+    meter: RequestMeter,
+    outcome: _Outcome,
+    counts: ImportCounts,
+) -> SyncRunView:
+    """Record how the run ended, with ``counts``, and give the lock back, in ``db``."""
     now = core.now()
     error = outcome.error
-    counts = outcome.counts or ImportCounts()
     view = SyncRunView(
         id=start.run_id,
         connection_id=start.connection.id,
@@ -378,23 +481,22 @@ def _finish(
     elif outcome.status is RunStatus.FAILED and not isinstance(error, QuotaExceeded):
         assert error is not None
         news = {"last_error": error.message, "last_error_code": error.code}
-    with core.connection() as plain:
-        meter.flush(plain)
-        plain.execute(_RUN, {"run_id": start.run_id, **ended})
-        # The news and the lock given back in one UPDATE; the news alone when the lock is no
-        # longer this sync's (it expired and another sync took it).
-        if not _unlock(plain, start.connection.id, owner, news) and news:
-            plain.execute(_CONNECTION, {"connection_id": start.connection.id, **news})
+    meter.flush(db)
+    db.execute(_RUN, {"run_id": start.run_id, **ended})
+    # The news and the lock given back in one UPDATE; the news alone when the lock is no longer
+    # this sync's (it expired and another sync took it).
+    if not _unlock(db, start.connection.id, owner, news) and news:
+        db.execute(_CONNECTION, {"connection_id": start.connection.id, **news})
     return view
 
 
 def _sync_locked(
     core: Core,
     start: _Start,
-    backfill_from: dt.date | None,
     poller: Poller,
     progress: ProgressCallback,
     meter: RequestMeter,
+    unwritten: _Unwritten,
 ) -> _Outcome:
     try:
         if start.spent is not None:
@@ -403,7 +505,7 @@ def _sync_locked(
         with stored_client(core, start.credentials, meter.count) as client:
             try:
                 progress("refreshing at the bank", 0, 0)
-                if not _refresh(core, client, start, poller):
+                if not _refresh(core, client, start, poller, unwritten):
                     return _Outcome(
                         RunStatus.NEEDS_INPUT,
                         NeedsUser(
@@ -412,7 +514,7 @@ def _sync_locked(
                             code="requires_update",
                         ),
                     )
-                return _read(core, client, start, backfill_from, meter, progress)
+                return _read(core, client, start, meter, progress, unwritten)
             except SophtronError as error:
                 raise sophtron_error(error) from None
     except SophsyncError as error:
@@ -441,8 +543,11 @@ def _check_syncable(connection: _Login) -> None:
     )
 
 
-def _refresh(core: Core, client: Client, start: _Start, poller: Poller) -> bool:
-    """Have Sophtron refresh the login; False when the refresh waits for a person."""
+def _refresh(
+    core: Core, client: Client, start: _Start, poller: Poller, unwritten: _Unwritten
+) -> bool:
+    """Have Sophtron refresh the login; False when the refresh waits for a person. The finished
+    job is left in ``unwritten``, written with the accounts."""
     connection_id, run_id = start.connection.id, start.run_id
     connection = start.connection
     resuming = connection.job_purpose == "sync" and connection.job_id is not None
@@ -473,21 +578,21 @@ def _refresh(core: Core, client: Client, start: _Start, poller: Poller) -> bool:
     while True:
         job = client.get_job_information_by_id(job_id)
         status = job_status(job)
-        if status.state in {JobState.RUNNING, JobState.SUCCEEDED}:
-            # What a read of a running or finished refresh records does not depend on the stored
+        if status.state is JobState.SUCCEEDED:
+            # What a read of a finished refresh records does not depend on the stored
             # connection: plain statements, with no ORM load of it.
-            news: dict[str, object] = {"status": ConnectionStatus.CONNECTING.value}
-            if status.state is JobState.SUCCEEDED:
-                news = {**job_done(core), "job_purpose": None}
-                if not resuming:
-                    took = elapsed + time.monotonic() - began
-                    learnt = learnt_refresh_seconds(expected, first_wait, polls + 1, took)
-                    news["refresh_seconds"] = learnt
+            unwritten.archive(core, "GetJobInformationByID", job)
+            unwritten.news = {**job_done(core), "job_purpose": None}
+            if not resuming:
+                took = elapsed + time.monotonic() - began
+                learnt = learnt_refresh_seconds(expected, first_wait, polls + 1, took)
+                unwritten.news["refresh_seconds"] = learnt
+            return True
+        if status.state is JobState.RUNNING:
             with core.connection() as plain:
                 archive(core, plain, connection, run_id, "GetJobInformationByID", job)
-                plain.execute(_CONNECTION, {"connection_id": connection_id, **news})
-            if status.state is JobState.SUCCEEDED:
-                return True
+                running = {"status": ConnectionStatus.CONNECTING.value}
+                plain.execute(_CONNECTION, {"connection_id": connection_id, **running})
         else:
             with core.session() as session:
                 row = load(session, Connection, connection_id)
@@ -535,60 +640,59 @@ def _read(
     core: Core,
     client: Client,
     start: _Start,
-    backfill_from: dt.date | None,
     meter: RequestMeter,
     progress: ProgressCallback,
+    unwritten: _Unwritten,
 ) -> _Outcome:
+    """Read the accounts, write them with the finished job, then read each linked account's
+    transactions into ``unwritten``."""
     connection = start.connection
     assert connection.provider_login_id is not None
     found = client.get_user_institution_accounts(connection.provider_login_id)
+    unwritten.archive(core, "GetUserInstitutionAccounts", found)
     with core.connection() as plain:
-        archive(core, plain, connection, start.run_id, "GetUserInstitutionAccounts", found)
+        counts = unwritten.write(core, plain)
         linked = report_provider_accounts(core, plain, connection.id, found)
         _update_balances(core, plain, linked)
+        meter.flush(plain)
+    unwritten.committed(counts)
     # Each linked account (as read now: its rows are matched against it, never written through
     # it) with the dates to read for it.
-    reads = [(account, *window(core, account, backfill_from)) for account in linked]
-    counts = ImportCounts()
+    reads = [(account, *window(core, account, unwritten.backfill_from)) for account in linked]
     for done, (account, first, last) in enumerate(reads):
         progress(f"reading {account.name}", done, len(reads))
         transactions = client.get_transactions_by_transaction_date(account.sophtron_id, first, last)
-        with core.connection() as plain:
-            _mark_synced(core, plain, account.id, backfill_from)
-            archive(
-                core,
-                plain,
-                connection,
-                start.run_id,
-                "GetTransactionsByTransactionDate",
-                transactions,
-            )
-            counts += import_transactions(plain, account, transactions, first, last)
-            meter.flush(plain)
+        unwritten.archive(core, "GetTransactionsByTransactionDate", transactions)
+        unwritten.read(account, first, last, transactions)
+        if unwritten.rows >= BATCH_ROWS:
+            with core.connection() as plain:
+                counts = unwritten.write(core, plain)
+                meter.flush(plain)
+            unwritten.committed(counts)
     progress("done", len(reads), len(reads))
     starts, ends = [read[1] for read in reads], [read[2] for read in reads]
     return _Outcome(
-        RunStatus.SUCCEEDED,
-        counts=counts,
-        window=(min(starts, default=None), max(ends, default=None)),
+        RunStatus.SUCCEEDED, window=(min(starts, default=None), max(ends, default=None))
     )
 
 
 def _mark_synced(
-    core: Core, db: SQLConnection, account_id: int, backfill_from: dt.date | None
-) -> None:
-    """Record that the account was read now, and how far back a backfill reached; NotFound when
-    the account is gone."""
-    synced = db.execute(_ACCOUNT, {"account_id": account_id, "last_synced_at": core.now()})
-    if not synced.rowcount:
-        raise NotFound(f"No account {account_id}")
+    core: Core, db: SQLConnection, account_ids: list[int], backfill_from: dt.date | None
+) -> set[int]:
+    """Record that the accounts were read now, and how far back a backfill reached, with one
+    UPDATE each for all; the ids of those still there (an account deleted during the sync is
+    left out: its rows would go with it)."""
+    now = core.now()
+    synced = db.execute(
+        _ACCOUNT, [{"account_id": id_, "last_synced_at": now} for id_ in account_ids]
+    )
+    present = set(account_ids)
+    if synced.rowcount != len(account_ids):
+        present = set(db.scalars(select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.id.in_(account_ids))))
     if backfill_from is not None:
-        backfill = {
-            "account_id": account_id,
-            "backfill_from": backfill_from,
-            "sync_start_date": backfill_from,
-        }
-        db.execute(_BACKFILL, backfill)
+        backfill = {"backfill_from": backfill_from, "sync_start_date": backfill_from}
+        db.execute(_BACKFILL, [{"account_id": id_, **backfill} for id_ in account_ids])
+    return present
 
 
 def _update_balances(core: Core, db: SQLConnection, accounts: Sequence[LinkedAccount]) -> None:
