@@ -698,6 +698,21 @@ def test_alternative_field_names() -> None:
     assert Job.model_validate({"JobID": "j", "MemberID": "m"}).user_institution_id == "m"
 
 
+def test_keys_read_again_name_the_same_fields_and_new_keys_stay_bounded() -> None:
+    """A model remembers the keys it has read (a reply repeats them in every item): read again,
+    each spelling names the same field; a reply of ever new keys is kept whole, and what the
+    model remembers stays bounded."""
+    spellings = ["AccountID", "AccountId", "account_id", "ACCOUNTID", "UserInstitutionAccountID"]
+    for _ in range(2):
+        for key in spellings:
+            assert Account.model_validate({key: "acct-1"}).account_id == "acct-1"
+    many = {f"Unknown{index}": index for index in range(3000)}
+    account = Account.model_validate({"AccountID": "a", **many})
+    assert account.account_id == "a"
+    assert account.model_extra == many
+    assert len(Account._seen_keys) <= 1024
+
+
 def test_later_null_does_not_hide_earlier_value() -> None:
     account = Account.model_validate({"AccountID": "acct-1", "AccountId": None, "Balance": "1.00"})
     assert account.account_id == "acct-1"

@@ -48,6 +48,10 @@ Id = Annotated[str, BeforeValidator(_parse.parse_text)]
 CurrencyText = Annotated[str | None, BeforeValidator(_parse.parse_currency)]
 
 
+#: Keys a model remembers as sent (a bound, whatever a reply holds).
+_SEEN_KEYS = 1024
+
+
 class SophtronModel(BaseModel):
     """Base of every response model: case-insensitive keys, extra keys kept, immutable."""
 
@@ -57,7 +61,11 @@ class SophtronModel(BaseModel):
 
     #: Other spellings Sophtron or its clients use for a field, by field name.
     _also_known_as: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: Field names and aliases by normalised spelling.
     _key_index: ClassVar[dict[str, str]]
+    #: Keys as Sophtron sent them, with the field they name (or themselves): a reply repeats the
+    #: same keys in every item, and normalising each one again cost 40 % of validating an item.
+    _seen_keys: ClassVar[dict[str, str]]
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -67,6 +75,7 @@ class SophtronModel(BaseModel):
             for spelling in (name, field.alias or name, *cls._also_known_as.get(name, ())):
                 index.setdefault(_parse.normalise_key(spelling), field.alias or name)
         cls._key_index = index
+        cls._seen_keys = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -74,8 +83,13 @@ class SophtronModel(BaseModel):
         if not isinstance(data, Mapping):
             return data
         result: dict[str, Any] = {}
+        seen = cls._seen_keys
         for key, value in data.items():
-            canonical = cls._key_index.get(_parse.normalise_key(str(key)), str(key))
+            canonical = seen.get(key) if isinstance(key, str) else None
+            if canonical is None:
+                canonical = cls._key_index.get(_parse.normalise_key(str(key)), str(key))
+                if isinstance(key, str) and len(seen) < _SEEN_KEYS:
+                    seen[key] = canonical
             # The first spelling wins; a later null never hides an earlier value.
             if canonical not in result or result[canonical] is None:
                 result[canonical] = value
