@@ -19,7 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple, cast
 
@@ -358,9 +359,21 @@ class _Unwritten:
         self.reads.append(_Read(account, first, last, found))
         self.rows += len(found)
 
-    def write(self, core: Core, db: SQLConnection) -> ImportCounts:
-        """Write everything held in the caller's transaction; what all the sync's writes changed
-        once it commits (then call :meth:`committed`)."""
+    @contextmanager
+    def writing(
+        self, core: Core, meter: RequestMeter
+    ) -> Iterator[tuple[SQLConnection, ImportCounts]]:
+        """A transaction that first writes everything held and last adds the sync's requests to
+        the month's usage; yields it with what all the sync's writes change once it commits.
+        What was held is let go when it has committed."""
+        with core.connection() as db:
+            counts = self._write(core, db)
+            yield db, counts
+            meter.flush(db)
+        self.archived, self.news, self.reads, self.rows = [], {}, [], 0
+        self.counts = counts
+
+    def _write(self, core: Core, db: SQLConnection) -> ImportCounts:
         write_archived(db, self.archived)
         if self.news:
             db.execute(_CONNECTION, {"connection_id": self.start.connection.id, **self.news})
@@ -372,11 +385,6 @@ class _Unwritten:
             if account.id in present:
                 counts += import_transactions(db, account, transactions, first, last)
         return counts
-
-    def committed(self, counts: ImportCounts) -> None:
-        """The transaction that :meth:`write` wrote in committed, with ``counts``."""
-        self.archived, self.news, self.reads, self.rows = [], {}, [], 0
-        self.counts = counts
 
 
 def _begin(core: Core, connection_id: int, owner: str, trigger: str) -> _Start:
@@ -428,65 +436,50 @@ def _finish(
 ) -> SyncRunView:
     """Write what the sync holds unwritten, record how the run ended, and give the lock back, in
     one transaction (plain statements: nothing is read back)."""
-    with core.connection() as plain:
-        counts = unwritten.write(core, plain)
-        return _end(core, plain, start, owner, meter, outcome, counts)
-
-
-def _end(
-    core: Core,
-    db: SQLConnection,
-    start: _Start,
-    owner: str,
-    meter: RequestMeter,
-    outcome: _Outcome,
-    counts: ImportCounts,
-) -> SyncRunView:
-    """Record how the run ended, with ``counts``, and give the lock back, in ``db``."""
-    now = core.now()
-    error = outcome.error
-    view = SyncRunView(
-        id=start.run_id,
-        connection_id=start.connection.id,
-        trigger=start.trigger,
-        status=outcome.status,
-        added=counts.added,
-        updated=counts.updated,
-        unchanged=counts.unchanged,
-        removed=counts.removed,
-        requests=meter.total,
-        error=None if error is None else error.message,
-        error_code=None if error is None else error.code,
-        started_at=start.started_at,
-        finished_at=now,
-        window_start=outcome.window[0],
-        window_end=outcome.window[1],
-    )
-    ended: dict[str, object] = {
-        "status": view.status.value,
-        "requests": view.requests,
-        "finished_at": now,
-        "error": view.error,
-        "error_code": view.error_code,
-        "added": view.added,
-        "updated": view.updated,
-        "unchanged": view.unchanged,
-        "removed": view.removed,
-        "window_start": view.window_start,
-        "window_end": view.window_end,
-    }
-    news: dict[str, object] = {}
-    if outcome.status is RunStatus.SUCCEEDED:
-        news = {"last_success_at": now, "last_error": None, "last_error_code": None}
-    elif outcome.status is RunStatus.FAILED and not isinstance(error, QuotaExceeded):
-        assert error is not None
-        news = {"last_error": error.message, "last_error_code": error.code}
-    meter.flush(db)
-    db.execute(_RUN, {"run_id": start.run_id, **ended})
-    # The news and the lock given back in one UPDATE; the news alone when the lock is no longer
-    # this sync's (it expired and another sync took it).
-    if not _unlock(db, start.connection.id, owner, news) and news:
-        db.execute(_CONNECTION, {"connection_id": start.connection.id, **news})
+    with unwritten.writing(core, meter) as (plain, counts):
+        now = core.now()
+        error = outcome.error
+        view = SyncRunView(
+            id=start.run_id,
+            connection_id=start.connection.id,
+            trigger=start.trigger,
+            status=outcome.status,
+            added=counts.added,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
+            removed=counts.removed,
+            requests=meter.total,
+            error=None if error is None else error.message,
+            error_code=None if error is None else error.code,
+            started_at=start.started_at,
+            finished_at=now,
+            window_start=outcome.window[0],
+            window_end=outcome.window[1],
+        )
+        ended: dict[str, object] = {
+            "status": view.status.value,
+            "requests": view.requests,
+            "finished_at": now,
+            "error": view.error,
+            "error_code": view.error_code,
+            "added": view.added,
+            "updated": view.updated,
+            "unchanged": view.unchanged,
+            "removed": view.removed,
+            "window_start": view.window_start,
+            "window_end": view.window_end,
+        }
+        news: dict[str, object] = {}
+        if outcome.status is RunStatus.SUCCEEDED:
+            news = {"last_success_at": now, "last_error": None, "last_error_code": None}
+        elif outcome.status is RunStatus.FAILED and not isinstance(error, QuotaExceeded):
+            assert error is not None
+            news = {"last_error": error.message, "last_error_code": error.code}
+        plain.execute(_RUN, {"run_id": start.run_id, **ended})
+        # The news and the lock given back in one UPDATE; the news alone when the lock is no
+        # longer this sync's (it expired and another sync took it).
+        if not _unlock(plain, start.connection.id, owner, news) and news:
+            plain.execute(_CONNECTION, {"connection_id": start.connection.id, **news})
     return view
 
 
@@ -650,12 +643,9 @@ def _read(
     assert connection.provider_login_id is not None
     found = client.get_user_institution_accounts(connection.provider_login_id)
     unwritten.archive(core, "GetUserInstitutionAccounts", found)
-    with core.connection() as plain:
-        counts = unwritten.write(core, plain)
+    with unwritten.writing(core, meter) as (plain, _):
         linked = report_provider_accounts(core, plain, connection.id, found)
         _update_balances(core, plain, linked)
-        meter.flush(plain)
-    unwritten.committed(counts)
     # Each linked account (as read now: its rows are matched against it, never written through
     # it) with the dates to read for it.
     reads = [(account, *window(core, account, unwritten.backfill_from)) for account in linked]
@@ -665,10 +655,8 @@ def _read(
         unwritten.archive(core, "GetTransactionsByTransactionDate", transactions)
         unwritten.read(account, first, last, transactions)
         if unwritten.rows >= BATCH_ROWS:
-            with core.connection() as plain:
-                counts = unwritten.write(core, plain)
-                meter.flush(plain)
-            unwritten.committed(counts)
+            with unwritten.writing(core, meter):
+                pass  # what is held is written as the transaction begins
     progress("done", len(reads), len(reads))
     starts, ends = [read[1] for read in reads], [read[2] for read in reads]
     return _Outcome(
