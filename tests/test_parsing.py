@@ -832,6 +832,20 @@ def test_missing_required_id_is_rejected(model: type, data: dict[str, Any]) -> N
         model.model_validate(data)
 
 
+def test_nul_characters_are_dropped_from_text() -> None:
+    """PostgreSQL stores no NUL character: one in a bank's text would fail every sync."""
+    account = Account.model_validate(
+        {
+            "AccountID": "a\x00 1",
+            "AccountName": "Every\x00day Checking",
+            "AccountNumber": "12\x0034",
+        }
+    )
+    assert account.account_id == "a 1"
+    assert account.account_name == "Everyday Checking"
+    assert account.account_number == "1234"
+
+
 def test_numeric_text_fields_become_text() -> None:
     account = Account.model_validate({"AccountID": 42, "AccountNumber": 1234})
     assert account.account_id == "42"

@@ -267,6 +267,30 @@ def test_metrics_count_runs_requests_and_queue(
 # --- setup, session, me ---------------------------------------------------------------------------
 
 
+def test_text_holding_a_nul_character_is_refused_naming_its_field(
+    browser: Callable[..., httpx.Client],
+) -> None:
+    """PostgreSQL stores no NUL character, and no name, address or search has one: such text
+    is refused before any query, with its field named (not a server error on PostgreSQL)."""
+    client = browser()
+    good = {"family": "The Smiths", "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    for field in ("family", "email"):
+        refused = client.post(f"{API}/setup", json={**good, field: "a\x00b@example.com"})
+        error(refused, 422, "bad_input", field)
+        assert "NUL" in refused.json()["error"]["message"]
+    ok(client.post(f"{API}/setup", json=good), 201)
+    with_nul = {"email": "admin\x00@example.com", "password": ADMIN_PASSWORD}
+    error(client.post(f"{API}/session", json=with_nul), 422, "bad_input", "email")
+    error(client.get(f"{API}/transactions", params={"q": "coffee\x00"}), 422, "bad_input", "q")
+    error(client.get(f"{API}/institutions", params={"q": "So\x00"}), 422, "bad_input", "q")
+    answers = {"answer": ["first", "sec\x00ond"]}
+    error(client.post(f"{API}/connections/1/answer", json=answers), 422, "bad_input", "answer")
+    new = {"email": "member\x00@example.com", "password": ADMIN_PASSWORD}
+    error(client.post(f"{API}/users", json=new), 422, "bad_input", "email")
+    assert ok(client.get(f"{API}/me"))["email"] == ADMIN_EMAIL  # nothing else changed
+    assert len(ok(client.get(f"{API}/users"))) == 1
+
+
 def test_setup_login_logout_and_me(browser: Callable[..., httpx.Client]) -> None:
     client = browser()
     error(client.get(f"{API}/me"), 401, "unauthenticated")

@@ -493,6 +493,9 @@ def test_first_run_login_and_logout(web: WebServer, browser: Callable[..., Brows
     not_email = person.post("/setup", {**good, "email": "not-an-email"})
     assert not_email.status == 422
     assert "not an email address" in not_email.alerts()
+    with_nul = person.post("/setup", {**good, "family": "The\x00Smiths"})
+    assert with_nul.status == 422
+    assert "family: remove the NUL character" in with_nul.text
     assert not families.is_set_up(web.core)
 
     created = person.post("/setup", good)
@@ -530,6 +533,10 @@ def test_first_run_login_and_logout(web: WebServer, browser: Callable[..., Brows
         assert password not in wrong.text
         assert stranger.get("/").status == 303
         assert stranger.get("/settings").location == "/login?next=%2Fsettings"
+
+    nul = stranger.post("/login", {"email": "admin\x00@example.com", "password": "guess"})
+    assert nul.status == 422
+    assert "email: remove the NUL character" in nul.text
 
     # The login page keeps where the person was going (local addresses only).
     action = stranger.get("/login", {"next": "/transactions"}).form("/login").attrs["action"]

@@ -231,11 +231,12 @@ def parse_string_list(value: object) -> list[str]:
 
 
 def parse_text(value: object) -> str | None:
-    """A string field; numbers (an account number sent as 1234) become text."""
+    """A string field; numbers (an account number sent as 1234) become text. NUL characters
+    are dropped: no bank text means one, and PostgreSQL stores none."""
     if value is None:
         return None
     if isinstance(value, str):
-        return value
+        return value.replace("\x00", "") if "\x00" in value else value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | Decimal | float):

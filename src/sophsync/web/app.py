@@ -453,7 +453,9 @@ def create_app(
 
     @app.get(f"{api}/institutions", response_model=list[s.InstitutionOut], tags=["bank sync"])
     @waits_on_sophtron
-    def institutions(who: Who, q: Annotated[str, Query(min_length=2)]) -> list[s.InstitutionOut]:
+    def institutions(
+        who: Who, q: Annotated[s.QueryText, Query(min_length=2)]
+    ) -> list[s.InstitutionOut]:
         """Search institutions by name."""
         return [
             s.InstitutionOut(
@@ -650,7 +652,7 @@ def create_app(
         start: dt.date | None = None,
         end: dt.date | None = None,
         pending: bool | None = None,
-        q: Annotated[str | None, Query(max_length=200)] = None,
+        q: Annotated[s.QueryText | None, Query(max_length=200)] = None,
         min_amount: Annotated[Decimal | None, Query(ge=0, le=s.MAX_AMOUNT)] = None,
         max_amount: Annotated[Decimal | None, Query(ge=0, le=s.MAX_AMOUNT)] = None,
         cursor: QueryId | None = None,

@@ -164,6 +164,8 @@ async def posted(request: Request) -> FormData:
         raise BadCsrf("This form has expired. Reload the page and try again.")
     if not hmac.compare_digest(sent, expected):
         raise BadCsrf("This form has expired. Reload the page and try again.")
+    for name, value in form.multi_items():
+        _no_nul(name, value)
     return form
 
 
@@ -178,9 +180,18 @@ Admin = Annotated[Actor, Depends(admin)]
 Posted = Annotated[FormData, Depends(posted)]
 
 
+def _no_nul(name: str, value: object) -> None:
+    """Refuse text holding a NUL character (PostgreSQL stores none; no real input has one)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise BadInput(f"{name}: remove the NUL character from the text", field=name)
+
+
 def text(form: Mapping[str, Any], name: str) -> str:
     value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    _no_nul(name, value)
+    return value.strip()
 
 
 def optional_date(value: str, field: str) -> dt.date | None:
@@ -408,7 +419,7 @@ def _filters(request: Request) -> dict[str, Any]:
     query = request.query_params
     pending = query.get("pending", "")
     return {
-        "q": query.get("q", "").strip()[:200],
+        "q": text(query, "q")[:200],
         "start": optional_date(query.get("start", ""), "start"),
         "end": optional_date(query.get("end", ""), "end"),
         "min": optional_amount(query.get("min", ""), "min"),
@@ -587,7 +598,7 @@ def sync_all(request: Request, form: Posted, who: Admin) -> Response:
 
 
 def _search(request: Request, who: Actor) -> dict[str, Any]:
-    query = request.query_params.get("q", "").strip()[:200]
+    query = text(request.query_params, "q")[:200]
     found: list[Any] = []
     error: SophsyncError | None = None
     if len(query) >= 2:

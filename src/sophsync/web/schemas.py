@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from ..core.importer import to_decimal
 from ..sophtron import (
@@ -32,6 +32,30 @@ class Model(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def no_nul(value: Any) -> Any:
+    """Text without NUL characters (PostgreSQL stores none, and no name or address has one), in
+    a string or a list of them; anything else as it is."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("remove the NUL character (\\u0000) from the text")
+    if isinstance(value, list):
+        for item in value:
+            no_nul(item)
+    return value
+
+
+#: Text in a query parameter.
+QueryText = Annotated[str, AfterValidator(no_nul)]
+
+
+class InModel(Model):
+    """A request's body: its text holds no NUL character."""
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return no_nul(value)
+
+
 class ErrorBody(Model):
     code: str = Field(description="Stable machine-readable code, e.g. `forbidden`.")
     message: str = Field(description="What failed and what to do, for a person.")
@@ -50,38 +74,38 @@ def money(minor: int | None, currency: str) -> str | None:
 # --- requests ---------------------------------------------------------------------------------
 
 
-class SetupIn(Model):
+class SetupIn(InModel):
     family: str = Field(min_length=1, max_length=200)
     email: str
     password: str
 
 
-class LoginIn(Model):
+class LoginIn(InModel):
     email: str
     password: str
 
 
-class UserIn(Model):
+class UserIn(InModel):
     email: str
     password: str
     role: Role = Role.MEMBER
 
 
-class RoleIn(Model):
+class RoleIn(InModel):
     role: Role
 
 
-class TokenIn(Model):
+class TokenIn(InModel):
     name: str
 
 
-class CredentialsIn(Model):
+class CredentialsIn(InModel):
     user_id: str | None = None
     access_key: str | None = Field(default=None, description="Sophtron's base64 Access Key.")
     base_url: str | None = None
 
 
-class ConnectIn(Model):
+class ConnectIn(InModel):
     institution_id: str
     username: str
     password: str = ""
@@ -89,20 +113,20 @@ class ConnectIn(Model):
     institution_name: str | None = None
 
 
-class AnswerIn(Model):
+class AnswerIn(InModel):
     answer: str | list[str] | bool = Field(
         description="Security answers (a list, one per question), the chosen token method "
         "(its text or index), the code, the captcha text, or `true` for a phone confirmation."
     )
 
 
-class LoginUpdateIn(Model):
+class LoginUpdateIn(InModel):
     username: str
     password: str
     pin: str = ""
 
 
-class LinkIn(Model):
+class LinkIn(InModel):
     provider_account_id: IdField
     account_id: IdField | None = Field(
         default=None, description="Link to this existing account instead."
@@ -115,7 +139,7 @@ class LinkIn(Model):
     invert_sign: bool = False
 
 
-class AccountPatch(Model):
+class AccountPatch(InModel):
     name: str | None = None
     type: AccountType | None = None
     subtype: str | None = None
@@ -123,7 +147,7 @@ class AccountPatch(Model):
     sync_start_date: dt.date | None = None
 
 
-class SyncIn(Model):
+class SyncIn(InModel):
     connection_id: IdField | None = None
     backfill_from: dt.date | None = None
 
