@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sophsync.sophtron import AsyncClient, Client, RetryPolicy, SophtronConnectionError
+from sophsync.sophtron import AsyncClient, Client, RetryPolicy, SophtronConnectionError, _curl
 from sophsync.sophtron import client as client_module
 from tests.conftest import ACCESS_KEY, USER_ID
 
@@ -92,11 +92,13 @@ def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture
 def fresh_tls_context() -> Iterator[None]:
-    """Let the next client build the process's TLS context again (it reads ``SSL_CERT_FILE``
-    once), and leave it to be built afresh after the test."""
+    """Let the next clients read the trusted roots again (the process reads ``SSL_CERT_FILE``
+    once), and leave them to be read afresh after the test."""
     client_module._build_tls_context.cache_clear()
+    _curl.ca_roots.cache_clear()
     yield
     client_module._build_tls_context.cache_clear()
+    _curl.ca_roots.cache_clear()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import urllib3
 
 from sophsync.sandbox import SandboxServer
 from sophsync.sophtron import (
@@ -610,9 +609,9 @@ async def test_async_v1_flow(async_client: AsyncClient) -> None:
     assert trackers["refresh"].login_id in remaining
 
 
-def test_clients_opened_at_once_share_one_tls_context() -> None:
-    """Reading the CA bundle costs some 25 ms of CPU and lets other threads run: clients that
-    start together (a worker's first syncs) must wait for one context, not each build one."""
+def test_async_clients_opened_at_once_share_one_tls_context() -> None:
+    """Reading the CA bundle costs some 25 ms of CPU and lets other threads run: async clients
+    that start together must wait for one context, not each build one."""
     client_module._build_tls_context.cache_clear()
     start = threading.Barrier(40)
     contexts: list[ssl.SSLContext] = []
@@ -628,19 +627,23 @@ def test_clients_opened_at_once_share_one_tls_context() -> None:
         thread.join()
     assert len(contexts) == 40
     assert len({id(context) for context in contexts}) == 1
-    with Client(USER_ID, ACCESS_KEY, base_url="https://127.0.0.1:9/api") as client:
-        assert client._pool.conn_kw["ssl_context"] is contexts[0]
 
 
-def test_a_client_keeps_its_connection_until_it_is_closed(sandbox: SandboxServer) -> None:
-    """A sync sends a few requests in a row: one connection for all, closed with the client;
-    threads that use one client at once get a connection each, all kept for the next ones."""
+def test_clients_one_after_another_share_a_connection(sandbox: SandboxServer) -> None:
+    """A sync sends a few requests in a row, and the next sync to the same host a few more: one
+    connection for all of them. Threads sending at once get a connection each, all kept for
+    the next requests; the idle ones close on request."""
+    client_module.close_idle_connections()
     with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, **FAST) as client:
-        pool = client._pool
-        assert isinstance(pool, urllib3.HTTPConnectionPool)
+        handles = client._transport.handles
+        before = handles.opened
         for _ in range(5):
             assert client.health_check_auth() == "this is online."
-        assert pool.num_connections == 1
+    with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, **FAST) as client:
+        for _ in range(3):
+            assert client.health_check_auth() == "this is online."
+        assert handles.opened - before == 1
+        assert handles.idle == 1
 
         def at_once(count: int) -> None:
             start = threading.Barrier(count)
@@ -657,18 +660,28 @@ def test_a_client_keeps_its_connection_until_it_is_closed(sandbox: SandboxServer
                 thread.join()
             assert len(answers) == count
 
-        threads = client_module.CONNECTIONS_PER_HOST
-        for _ in range(2):
-            at_once(threads)
-            # However many the threads needed at once (as many as overlapped), every connection
-            # opened is back in the pool, open: none was closed on its return.
-            assert pool.pool is not None
-            kept = [connection for connection in pool.pool.queue if connection is not None]
-            assert 1 <= pool.num_connections <= threads
-            assert len(kept) == pool.num_connections
-        idle = pool.pool
-    assert idle is not None
-    assert pool.pool is None
-    assert idle.qsize() == 0  # closed with the client
+        count = 8
+        at_once(count)
+        # However many the threads needed at once (as many as overlapped), each connection
+        # opened is kept, idle, for the next requests.
+        opened = handles.opened - before
+        assert 1 <= opened <= count
+        assert handles.idle == opened
+        at_once(count)
+        assert handles.opened - before <= count
+        assert handles.idle == handles.opened - before
+    client_module.close_idle_connections()
+    assert handles.idle == 0
+    with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, **FAST) as client:
+        assert client.health_check_auth() == "this is online."
+    assert handles.opened - before > opened  # a new one: the idle ones were closed
+
+
+def test_a_closed_client_sends_nothing(sandbox: SandboxServer) -> None:
+    requests: list[str] = []
+    client = Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, on_request=requests.append)
+    assert client.health_check_auth() == "this is online."
+    client.close()
     with pytest.raises(RuntimeError, match="client is closed"):
         client.health_check_auth()
+    assert requests == ["GET Institution/HealthCheckAuth"]

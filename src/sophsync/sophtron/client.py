@@ -1,4 +1,4 @@
-"""``Client`` and ``AsyncClient``: the Sophtron API, blocking over urllib3 and async over httpx.
+"""``Client`` and ``AsyncClient``: the Sophtron API, blocking over libcurl and async over httpx.
 
 Both clients expose the same methods, declared once in :class:`_Routes`: each method builds a
 :class:`~sophsync.sophtron._calls.Call` and the client sends it (``Client`` blocking,
@@ -11,8 +11,9 @@ Both clients expose the same methods, declared once in :class:`_Routes`: each me
   the request. Calls that change state are never repeated after Sophtron may have acted on them.
 
 The blocking client is the one sophsync's worker runs, hundreds of syncs at once in one
-process: it sends through urllib3, which makes 40 % of the Python calls per request that httpx
-makes. The async client keeps httpx, the one mature async client that also speaks trio.
+process: it sends through libcurl (pycurl, :mod:`._curl`), which does a request's work in C, a
+third of the CPU that urllib3 takes and a fifth of httpx's. The async client keeps httpx, the
+one mature async client that also speaks trio.
 
 Tests point a client at the sandbox with ``base_url``; the async one also takes an httpx
 ``transport``.
@@ -27,7 +28,6 @@ import random
 import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -36,9 +36,9 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 import anyio
 import httpx
 import tenacity
-import urllib3
 
 from . import _calls as calls
+from . import _curl
 from .auth import decode_access_key, sign
 from .errors import (
     BadRequest,
@@ -350,13 +350,13 @@ _TLS_LOCK = threading.Lock()
 
 
 def tls_context() -> ssl.SSLContext:
-    """One TLS context (certifi's roots) for every client of the process.
+    """One TLS context (certifi's roots) for every async client of the process (the blocking
+    ones share their connections instead, :mod:`._curl`).
 
     Building one reads and parses the whole CA bundle, about 25 ms of CPU and a megabyte of
-    memory; a worker opens a client per sync, hundreds at once. A context may be shared by
-    any number of connections and threads. The lock makes the first callers wait for the one
-    context instead of each building its own: loading the bundle lets other threads run, so
-    without it a worker starting 500 syncs at once built hundreds.
+    memory. A context may be shared by any number of connections and threads. The lock makes
+    the first callers wait for the one context instead of each building its own: loading the
+    bundle lets other threads run, so without it clients opened at once built one each.
     """
     with _TLS_LOCK:
         return _build_tls_context()
@@ -367,56 +367,24 @@ def _build_tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-#: Kept-alive connections a blocking client keeps to a host, as requests keeps: one per thread
-#: that uses the client at once.
-CONNECTIONS_PER_HOST = 10
-
-
-def _connections(url: str) -> urllib3.HTTPConnectionPool | urllib3.ProxyManager:
-    """A blocking client's own kept-alive connections to the host of ``url``: a pool of its own
-    when it is reached directly, or through the proxy the environment names for ``url`` (see
-    :func:`_proxy_for`).
-
-    A client speaks to one host, so a direct one needs no ``PoolManager`` in front of its pool:
-    finding the pool by host and parsing the URL again cost a third of a request's CPU (367 us
-    against 249 us a request to the sandbox, docs/performance.md)."""
-    proxy = _proxy_for(url)
-    if proxy is None:
-        https = urllib3.util.parse_url(url).scheme == "https"
-        tls = {"ssl_context": tls_context()} if https else {}
-        return urllib3.connection_from_url(url, maxsize=CONNECTIONS_PER_HOST, **tls)
-    return urllib3.ProxyManager(proxy, maxsize=CONNECTIONS_PER_HOST, ssl_context=tls_context())
-
-
-@functools.cache
-def _proxy_for(url: str) -> str | None:
-    """The proxy that ``HTTPS_PROXY``, ``HTTP_PROXY`` or ``ALL_PROXY`` names for ``url``, unless
-    ``NO_PROXY`` names its host, as httpx and requests read them. Read once per URL in a
-    process: reading the environment costs more than the rest of making a client."""
-    parts = urllib3.util.parse_url(url)
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(parts.scheme or "https") or proxies.get("all")
-    if not proxy or (parts.host and urllib.request.proxy_bypass(parts.host)):
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
-
-
-#: The client retries as its policy says (with tenacity): urllib3 raises every error at once
-#: and follows no redirect. An instance, so that urllib3 does not build (and log) one per request.
-_NO_RETRIES = urllib3.Retry(total=False, redirect=False)
-
-
-def _pool_timeout(timeout: httpx.Timeout | float) -> urllib3.Timeout:
-    """A client's timeout as urllib3's: connecting, then each read or write on the connection
-    (urllib3 has one timeout for both: a write waits as long as a read)."""
+def _seconds(timeout: httpx.Timeout | float) -> tuple[float, float]:
+    """A client's timeout as the blocking transport takes it: connecting, then the answer."""
     if isinstance(timeout, httpx.Timeout):
-        return urllib3.Timeout(connect=timeout.connect, read=timeout.read)
-    return urllib3.Timeout(connect=timeout, read=timeout)
+        return timeout.connect or 0.0, timeout.read or 0.0
+    return timeout, timeout
+
+
+def close_idle_connections() -> None:
+    """Close the kept-alive connections no blocking client is using."""
+    _curl.close_idle()
 
 
 class Client(_BaseClient):
-    """Blocking Sophtron client. Use as a context manager or call :meth:`close`, which closes
-    its connections."""
+    """Blocking Sophtron client. Use as a context manager or call :meth:`close`.
+
+    Its connections are the process's (:mod:`._curl`): a client closed gives its kept-alive
+    connections to the next one, and a sync does not open a connection, nor load the trusted
+    roots for one, when another sync has just finished with one."""
 
     def __init__(
         self,
@@ -440,17 +408,8 @@ class Client(_BaseClient):
             max_poll_interval=max_poll_interval,
             on_request=on_request,
         )
-        self._pool = _connections(self.base_url)
-        #: How much of a call's URL the pool is not sent: none through a proxy, else the scheme
-        #: and host (the pool's own).
-        self._origin = (
-            0
-            if isinstance(self._pool, urllib3.ProxyManager)
-            else len(self.base_url) - len(urllib3.util.parse_url(self.base_url).path or "")
-        )
-        self._timeout = _pool_timeout(timeout)
+        self._transport = _curl.Transport(self.base_url, *_seconds(timeout))
         self._sleep = sleep
-        self._closed = False
 
     def __enter__(self) -> Client:
         return self
@@ -459,44 +418,22 @@ class Client(_BaseClient):
         self.close()
 
     def close(self) -> None:
-        """Close the client's connections; the client sends nothing more."""
-        self._closed = True
-        if isinstance(self._pool, urllib3.ProxyManager):
-            self._pool.clear()
-        else:
-            self._pool.close()
+        """Send nothing more. The client's kept-alive connections stay with the process for the
+        next client to the same host (:func:`close_idle_connections` closes them)."""
+        self._transport.close()
 
     def _send_once(self, call: calls.Call[T]) -> T | calls.Call[T]:
-        if self._closed:
+        if self._transport.closed:
             raise RuntimeError("This Sophtron client is closed: open a new one.")
         method, url, headers, content = self._request(call)
-        headers["Accept-Encoding"] = "gzip, deflate"
         try:
-            response = self._pool.urlopen(
-                method,
-                url[self._origin :],
-                body=content,
-                headers=headers,
-                timeout=self._timeout,
-                retries=_NO_RETRIES,
-                redirect=False,
-            )
-        except urllib3.exceptions.HTTPError as error:
-            raise self._connection_error(call, error) from None
-        body = response.data.decode("utf-8", errors="replace")
-        return self._reply(call, response.status, body, response.headers.get("Retry-After"))
-
-    def _connection_error(
-        self, call: calls.Call[Any], error: urllib3.exceptions.HTTPError
-    ) -> SophtronError:
-        # A connection that could not be opened (refused, no such host, the proxy refused, the
-        # TLS handshake failed) carried nothing. urllib3's NewConnectionError is also a timeout.
-        cause = getattr(error, "original_error", error)
-        if isinstance(cause, urllib3.exceptions.NewConnectionError | urllib3.exceptions.SSLError):
-            return self._failed(call, unsent=True)
-        if isinstance(error, urllib3.exceptions.TimeoutError):
-            return self._timed_out(call)
-        return self._failed(call, unsent=False)
+            response = self._transport.send(method, url, headers, content, resend=call.idempotent)
+        except _curl.TransportError as error:
+            if error.timed_out and not error.unsent:
+                raise self._timed_out(call) from None
+            raise self._failed(call, unsent=error.unsent) from None
+        body = response.body.decode("utf-8", errors="replace")
+        return self._reply(call, response.status, body, response.retry_after)
 
     def send(self, call: calls.Call[T]) -> T:
         """Send a call (retrying as the policy allows) and return its parsed result."""
