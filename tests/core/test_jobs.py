@@ -4,6 +4,7 @@ single claims, retries, reaping and the daily schedule. The scenarios every back
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -495,3 +496,69 @@ def finished_runs(core: Core, after: int = 0) -> list[SyncRun]:
                 select(SyncRun).where(SyncRun.id > after, SyncRun.status != RunStatus.RUNNING.value)
             )
         )
+
+
+def _holding_a_turn(core: Core) -> tuple[threading.Event, threading.Thread]:
+    """A thread taking turns, inside a database block (with another nested in it) until the
+    event returned is set."""
+    entered, leave = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with core.taking_turns(), core.connection(), core.session(), core.autocommit():
+            entered.set()
+            leave.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert entered.wait(10)
+    return leave, holder
+
+
+def test_threads_taking_turns_run_their_database_blocks_one_at_a_time(core: Core) -> None:
+    """On SQLite, a block of a thread taking turns waits while another such thread is in one;
+    a thread not taking turns (a web request's) does not wait, nor does anyone on PostgreSQL."""
+    sqlite = core.engine.dialect.name == "sqlite"
+    leave, holder = _holding_a_turn(core)
+    inside: list[str] = []
+
+    def read(name: str, *, in_turns: bool) -> threading.Thread:
+        def run() -> None:
+            turns = core.taking_turns() if in_turns else contextlib.nullcontext()
+            with turns, core.autocommit() as connection:
+                connection.execute(select(Job.id)).all()
+                inside.append(name)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    waiting = read("taking turns", in_turns=True)
+    read("not taking turns", in_turns=False).join(10)
+    waiting.join(0.3)
+    expected = ["not taking turns"] if sqlite else ["not taking turns", "taking turns"]
+    assert sorted(inside) == expected
+    leave.set()
+    holder.join(10)
+    waiting.join(10)
+    assert sorted(inside) == ["not taking turns", "taking turns"]
+
+
+def test_a_workers_jobs_take_turns_at_the_database(core: Core) -> None:
+    """A worker's job runs its database blocks in turns with the process's other threads that
+    take turns (on SQLite)."""
+    sqlite = core.engine.dialect.name == "sqlite"
+    queue = LocalQueue(core)
+    leave, holder = _holding_a_turn(core)
+    job_id = queue.defer("schedule_syncs", lock="turns")
+    runner = threading.Thread(target=Worker(core, queue).run_until_idle)
+    runner.start()
+    runner.join(0.3)
+    assert runner.is_alive() is sqlite  # on SQLite, waiting for its turn
+    leave.set()
+    holder.join(10)
+    runner.join(30)
+    assert not runner.is_alive()
+    with core.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        assert job.state == JobState.DONE.value

@@ -11,6 +11,7 @@ idempotent.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import signal
@@ -330,6 +331,18 @@ def job_owner(job_id: int) -> str:
 IDLE_SECONDS = 0.1
 
 
+def _taking_turns(method: Callable[..., None]) -> Callable[..., None]:
+    """A worker thread's work, its database blocks taking turns with its other threads'
+    (:meth:`Core.taking_turns`)."""
+
+    @functools.wraps(method)
+    def in_turns(self: Worker, *args: Any) -> None:
+        with self.core.taking_turns():
+            method(self, *args)
+
+    return in_turns
+
+
 class Worker:
     """Runs jobs from a :class:`LocalQueue`, up to ``concurrency`` at a time, until stopped.
 
@@ -382,6 +395,7 @@ class Worker:
         with self._guard:
             self._active.add(job.id)
 
+    @_taking_turns
     def _run(self, job: Job) -> None:
         """Run a claimed job (already counted in ``_active``) and record how it ended."""
         worker = job.worker
@@ -421,6 +435,7 @@ class Worker:
         while time.monotonic() < deadline and self.run_one():
             pass
 
+    @_taking_turns
     def _dispatch(self) -> None:
         while not self.stop_event.is_set():
             self._wake.clear()
@@ -441,6 +456,7 @@ class Worker:
             # Nothing more is due, or every slot is busy: wait for a job to end or for time.
             self._wake.wait(self.idle_seconds)
 
+    @_taking_turns
     def _beat(self) -> None:
         while not self.stop_event.wait(min(10.0, self.queue.stall_seconds / 3)):
             try:
