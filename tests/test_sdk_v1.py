@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from sophsync.sandbox import SandboxServer
@@ -685,3 +686,22 @@ def test_a_closed_client_sends_nothing(sandbox: SandboxServer) -> None:
     with pytest.raises(RuntimeError, match="client is closed"):
         client.health_check_auth()
     assert requests == ["GET Institution/HealthCheckAuth"]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "connect_ms", "total_ms"),
+    [
+        (client_module.DEFAULT_TIMEOUT, 10_000, 130_000),
+        (0.2, 200, 400),
+        (httpx.Timeout(None), 0, 0),  # no limit (libcurl's 0)
+        (httpx.Timeout(5.0, connect=None), 0, 5_000),
+    ],
+)
+def test_a_clients_timeout_bounds_its_connection_then_its_answer(
+    sandbox: SandboxServer, timeout: httpx.Timeout | float, connect_ms: int, total_ms: int
+) -> None:
+    """A new connection gets ``connect`` seconds; the whole request ``connect`` + ``read``."""
+    with Client(USER_ID, ACCESS_KEY, base_url=sandbox.url, timeout=timeout, **FAST) as client:
+        assert client.health_check_auth() == "this is online."
+        setup = client._transport.handles._setup
+    assert (setup.connect_ms, setup.total_ms) == (connect_ms, total_ms)

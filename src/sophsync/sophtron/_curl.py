@@ -181,10 +181,12 @@ class Transport:
 
     ``connect_seconds``: the most a new connection may take; ``read_seconds``: the most the
     answer may take once connected (libcurl bounds the whole request, so a request gives up
-    after both together).
+    after both together). ``None``: no limit (libcurl's own 300 s for a connection).
     """
 
-    def __init__(self, url: str, connect_seconds: float, read_seconds: float) -> None:
+    def __init__(
+        self, url: str, connect_seconds: float | None, read_seconds: float | None
+    ) -> None:
         proxy = proxy_for(url)
         tls = urllib.parse.urlsplit(url).scheme == "https" or bool(
             proxy and proxy.startswith("https:")
@@ -195,8 +197,8 @@ class Transport:
                 proxy,
                 cafile,
                 capath,
-                max(1, round(connect_seconds * 1000)),
-                max(1, round((connect_seconds + read_seconds) * 1000)),
+                _ms(connect_seconds),
+                0 if read_seconds is None else _ms((connect_seconds or 0) + read_seconds),
             )
         )
         self.closed = False
@@ -251,6 +253,11 @@ class Transport:
         status = handle.getinfo(pycurl.RESPONSE_CODE)
         self.handles.give_back(handle)
         return Response(status, received.getvalue(), _retry_after(header_lines))
+
+
+def _ms(seconds: float | None) -> int:
+    """Seconds as libcurl's milliseconds, where 0 means no limit."""
+    return 0 if seconds is None else max(1, round(seconds * 1000))
 
 
 def _retry_after(header_lines: list[bytes]) -> str | None:

@@ -367,10 +367,11 @@ def _build_tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _seconds(timeout: httpx.Timeout | float) -> tuple[float, float]:
-    """A client's timeout as the blocking transport takes it: connecting, then the answer."""
+def _seconds(timeout: httpx.Timeout | float | None) -> tuple[float | None, float | None]:
+    """A client's timeout as the blocking transport takes it: connecting, then the answer
+    (``None``: no limit)."""
     if isinstance(timeout, httpx.Timeout):
-        return timeout.connect or 0.0, timeout.read or 0.0
+        return timeout.connect, timeout.read
     return timeout, timeout
 
 
@@ -392,7 +393,7 @@ class Client(_BaseClient):
         access_key: str,
         *,
         base_url: str = DEFAULT_BASE_URL,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy = RetryPolicy(),
         poll_interval: float = 3.0,
         max_poll_interval: float = 10.0,
