@@ -184,9 +184,7 @@ class Transport:
     after both together). ``None``: no limit (libcurl's own 300 s for a connection).
     """
 
-    def __init__(
-        self, url: str, connect_seconds: float | None, read_seconds: float | None
-    ) -> None:
+    def __init__(self, url: str, connect_seconds: float | None, read_seconds: float | None) -> None:
         proxy = proxy_for(url)
         tls = urllib.parse.urlsplit(url).scheme == "https" or bool(
             proxy and proxy.startswith("https:")
