@@ -199,11 +199,6 @@ class Transport:
                 0 if read_seconds is None else _ms((connect_seconds or 0) + read_seconds),
             )
         )
-        self.closed = False
-
-    def close(self) -> None:
-        """Send nothing more (the connections stay with the process, for the next client)."""
-        self.closed = True
 
     def send(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None, *, resend: bool
@@ -215,8 +210,6 @@ class Transport:
 
         Raises :class:`TransportError`.
         """
-        if self.closed:
-            raise RuntimeError("This Sophtron client is closed: open a new one.")
         handle = self.handles.take()
         lines = [f"{name}: {value}" for name, value in headers.items()]
         lines.append("Expect:")  # no 100-continue round trip before a body

@@ -411,6 +411,7 @@ class Client(_BaseClient):
         )
         self._transport = _curl.Transport(self.base_url, *_seconds(timeout))
         self._sleep = sleep
+        self._closed = False
 
     def __enter__(self) -> Client:
         return self
@@ -421,10 +422,10 @@ class Client(_BaseClient):
     def close(self) -> None:
         """Send nothing more. The client's kept-alive connections stay with the process for the
         next client to the same host (:func:`close_idle_connections` closes them)."""
-        self._transport.close()
+        self._closed = True
 
     def _send_once(self, call: calls.Call[T]) -> T | calls.Call[T]:
-        if self._transport.closed:
+        if self._closed:
             raise RuntimeError("This Sophtron client is closed: open a new one.")
         method, url, headers, content = self._request(call)
         try:

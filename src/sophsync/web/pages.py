@@ -38,7 +38,7 @@ from ..errors import BadInput, NotFound, SophsyncError
 from ..jobs import Queue, defer_sync
 from ..store.models import AccountType, ConnectionStatus, Role, RunStatus
 from .origin import same_site
-from .schemas import ChallengeOut, PathId
+from .schemas import ChallengeOut, PathId, no_nul
 from .threads import waits_on_sophtron
 
 STATIC = Path(__file__).parent / "static"
@@ -181,9 +181,11 @@ Posted = Annotated[FormData, Depends(posted)]
 
 
 def _no_nul(name: str, value: object) -> None:
-    """Refuse text holding a NUL character (PostgreSQL stores none; no real input has one)."""
-    if isinstance(value, str) and "\x00" in value:
-        raise BadInput(f"{name}: remove the NUL character from the text", field=name)
+    """Refuse text holding a NUL character, as the API does (:func:`.schemas.no_nul`)."""
+    try:
+        no_nul(value)
+    except ValueError as refused:
+        raise BadInput(f"{name}: {refused}", field=name) from None
 
 
 def text(form: Mapping[str, Any], name: str) -> str:
